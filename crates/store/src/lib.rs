@@ -1,0 +1,187 @@
+//! Ordertrail's persistence: the event log with its hash chains, the projections read by the API, the outbox,
+//! idempotency keys and order-number counters.
+//!
+//! [`Store`] is shaped like the domain, not like tables: `create_order`, `change_order`, `list_orders`,
+//! `verify`... Every change to an order goes through [`Store::change_order`]: load the order, let the caller's
+//! domain decision turn it into events, then in ONE transaction append the events to the order's chain, update
+//! the projections from the order as the events left it, and enqueue the outbox rows. There is no other way
+//! to write an order.
+//!
+//! Engines: [`sqlite::SqliteStore`] (embedded default). PostgreSQL follows in its own module with mirrored
+//! migrations.
+
+pub mod sqlite;
+mod time;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use ordertrail_domain::customer::{Customer, User};
+use ordertrail_domain::decide::PlannedOrder;
+use ordertrail_domain::event::{Actor, CustomerEvent, NewEvent, OrderEvent, OrgEvent};
+use ordertrail_domain::follow_up::FollowUp;
+use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
+use ordertrail_domain::number::NumberPattern;
+use ordertrail_domain::order::{Order, OrderType};
+use ordertrail_domain::progress::Health;
+use ordertrail_domain::{DomainError, Role};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use time::{format_time, parse_time};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A write that the domain refused or the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Store(StoreError::from(e))
+    }
+}
+
+/// Who makes a change, when. The reason of each event comes with the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub actor: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// A domain decision on an order: events with their reasons.
+pub type Decision = Vec<(OrderEvent, Option<String>)>;
+
+/// The caller's decision about a loaded order (authorise and decide, in the domain).
+pub type Decide<'a> = dyn Fn(&Order) -> Result<Decision, DomainError> + Send + Sync + 'a;
+
+/// One event as stored, for the audit log view and verification.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StoredEvent {
+    pub id: Uuid,
+    pub stream_id: Uuid,
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    /// The role the actor acted in (R18), or `system`.
+    pub acting_role: String,
+    pub kind: String,
+    /// Why, in the actor's words.
+    pub reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What `verify` found: every stream checked, and the first broken link of each broken one.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub streams: u64,
+    pub events: u64,
+    pub broken: Vec<BrokenLink>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenLink {
+    pub stream_id: Uuid,
+    /// The order's number when the stream is an order.
+    pub order_number: Option<String>,
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// Who is asking for a list: decides which orders it may contain.
+#[derive(Debug, Clone, Copy)]
+pub enum Visibility {
+    All,
+    /// Orders the user is on (as a person or a milestone owner).
+    InvolvedStaff(UserId),
+    /// Orders where the user is the customer.
+    Customer(UserId),
+}
+
+/// Filters of the order list. All are optional and combine with AND.
+#[derive(Debug, Clone)]
+pub struct OrderQuery {
+    pub visibility: Visibility,
+    pub status: Option<String>,
+    pub health: Option<Health>,
+    pub owner: Option<UserId>,
+    pub customer: Option<CustomerId>,
+    pub order_type: Option<OrderType>,
+    /// Promised before this date.
+    pub due_before: Option<NaiveDate>,
+    /// Text in the number, title or customer name (case-insensitive).
+    pub text: Option<String>,
+    /// Orders older than this one (cursor pagination, newest first).
+    pub before: Option<OrderId>,
+    pub limit: u32,
+    /// Health is judged at this date with this many days of grace (see `progress`).
+    pub today: NaiveDate,
+    pub late_after_days: i64,
+}
+
+/// The state of an idempotency key when a request presents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use: go ahead, then `finish` or `release` it.
+    Claimed,
+    /// A request with this key is being handled right now.
+    InProgress,
+    /// Done before: replay this response (if the fingerprint matches).
+    Done { fingerprint: String, status: u16, body: String },
+}
+
+/// Persistence of everything Ordertrail records. One implementation per engine.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip, for the health check.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // People and access.
+    /// Appends an organisation event (user added, token issued) and updates the people tables from it.
+    async fn record_org_event(&self, event: NewEvent<OrgEvent>) -> Result<(), StoreError>;
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError>;
+    async fn user_roles(&self, ids: &[UserId]) -> Result<Vec<(UserId, Vec<Role>)>, StoreError>;
+    async fn count_users(&self) -> Result<i64, StoreError>;
+
+    // Customers.
+    async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError>;
+    async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError>;
+
+    // Orders: the one write path, and reads.
+    async fn create_order(&self, planned: &PlannedOrder, pattern: &NumberPattern, meta: Meta) -> Result<Order, StoreError>;
+    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError>;
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
+    async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError>;
+
+    // The audit log.
+    async fn events(&self, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn count_events(&self) -> Result<i64, StoreError>;
+    async fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    // Idempotency keys.
+    async fn claim_idempotency_key(&self, user: UserId, key: &str, fingerprint: &str, now: DateTime<Utc>) -> Result<IdempotencyClaim, StoreError>;
+    async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
+    async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError>;
+}
