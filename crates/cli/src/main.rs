@@ -1,1 +1,277 @@
-fn main() {}
+//! The `ordertrail` command: serve the API, migrate the database, manage users and tokens, verify the audit
+//! log, and benchmark. Thin: every verb calls the same use cases as the HTTP API.
+
+mod bench;
+mod demo;
+
+use clap::{Parser, Subcommand};
+use ordertrail_domain::Role;
+use ordertrail_domain::ids::CustomerId;
+use ordertrail_server::app;
+use ordertrail_server::clock::Clock;
+use ordertrail_server::config::Config;
+use ordertrail_server::state::AppState;
+use ordertrail_store::Store;
+use ordertrail_store::sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "ordertrail",
+    version,
+    about = "Order tracking and follow-up: orders, workflows, milestones, follow-ups, with an audit log."
+)]
+struct Cli {
+    /// A TOML config file (database_url, listen, durability, workflows_dir, [organisation]).
+    #[arg(long, global = true, env = "ORDERTRAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://./ordertrail.db [default: sqlite://./ordertrail.db]
+    #[arg(long, global = true, env = "ORDERTRAIL_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (migrating the database first).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long, env = "ORDERTRAIL_LISTEN")]
+        listen: Option<String>,
+        /// Fill an empty database with a demo organisation and orders in every workflow, and print an admin token.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Bring the database schema up to date.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check every event chain of the audit log and report the first broken link of any order.
+    Verify,
+    /// Measure the HTTP API against a bare SQLite transaction on this machine (starts its own server).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user with one or more roles.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// A role (repeat for several): admin, account_manager, sales_coordinator, sales_director, operations,
+        /// design, finance, logistics, ip_owner, manufacturer, customer.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// For a customer user: the id of the customer they belong to.
+        #[arg(long)]
+        customer: Option<uuid::Uuid>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a bearer token for a user; it is printed once and only its hash is stored.
+    Issue { email: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDERTRAIL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the configuration once and opens (and migrates) the database.
+async fn open(cli: &Cli) -> Result<(Config, AppState, Arc<SqliteStore>), String> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(url) = &cli.database_url {
+        config.database_url = url.clone();
+    }
+    let org = config.organisation().map_err(|e| e.to_string())?;
+    if !config.database_url.starts_with("sqlite:") {
+        return Err(format!(
+            "unsupported database URL '{}': use sqlite://PATH",
+            config.database_url
+        ));
+    }
+    let store = SqliteStore::open(
+        &config.database_url,
+        config.durability,
+        Arc::new(org.workflows.clone()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let store = Arc::new(store);
+    let state = AppState {
+        store: store.clone() as Arc<dyn Store>,
+        org: Arc::new(org),
+        clock: Clock::System,
+    };
+    Ok((config, state, store))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match &cli.command {
+        Command::Serve { listen, demo } => {
+            let (mut config, state, _) = open(&cli).await?;
+            if let Some(listen) = listen {
+                config.listen = listen.clone();
+            }
+            let listener = tokio::net::TcpListener::bind(&config.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            println!(
+                "Ordertrail {} serving {} on http://{addr}/api/v1/ (OpenAPI: http://{addr}/api/v1/openapi.json)",
+                env!("CARGO_PKG_VERSION"),
+                config.database_url
+            );
+            if *demo {
+                let token = demo::ensure(&state)
+                    .await
+                    .map_err(|e| format!("demo data: {e}"))?;
+                println!(
+                    "Demo organisation ready. Admin token (shown once):\n  {token}\nTry:\n  curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/orders"
+                );
+            }
+            axum::serve(listener, ordertrail_server::router(state))
+                .with_graceful_shutdown(shutdown())
+                .await
+                .map_err(|e| format!("server stopped: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let (config, _, store) = open(&cli).await?;
+            let (known, applied) = store.schema_versions().await.map_err(|e| e.to_string())?;
+            println!(
+                "{} is at schema version {} (this ordertrail knows {known})",
+                config.database_url,
+                applied.unwrap_or(0)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    email,
+                    name,
+                    roles,
+                    customer,
+                },
+        } => {
+            let roles = roles
+                .iter()
+                .map(|r| r.parse::<Role>().map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (_, state, _) = open(&cli).await?;
+            let user = app::add_user(&state, email, name, roles, customer.map(CustomerId))
+                .await
+                .map_err(|e| e.to_string())?;
+            let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+            println!(
+                "added {} <{}> ({}) id {}",
+                user.name,
+                user.email,
+                roles.join(", "),
+                user.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::Issue { email },
+        } => {
+            let (_, state, _) = open(&cli).await?;
+            let (user, token) = app::issue_token(&state, email)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "token for {} <{}> (shown once, store it now):",
+                user.name, user.email
+            );
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let (_, state, _) = open(&cli).await?;
+            let report = state.store.verify().await.map_err(|e| e.to_string())?;
+            if report.broken.is_empty() {
+                println!(
+                    "ok: {} events in {} chains verified",
+                    report.events, report.streams
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for link in &report.broken {
+                    let name = link.order_number.as_deref().map_or_else(
+                        || format!("stream {}", link.stream_id),
+                        |n| format!("order {n}"),
+                    );
+                    println!(
+                        "BROKEN: {name}: first broken link at event {}: {}",
+                        link.seq, link.problem
+                    );
+                }
+                println!(
+                    "{} of {} chains broken ({} events read)",
+                    report.broken.len(),
+                    report.streams,
+                    report.events
+                );
+                Ok(ExitCode::from(2))
+            }
+        }
+        Command::Bench(args) => bench::run(args.clone()).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

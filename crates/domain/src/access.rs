@@ -3,8 +3,8 @@
 //! admin, sales director, finance). An order someone may not see answers 404, as if it did not exist.
 //! Financial fields and customer contact data are shown only to the roles that need them (R40).
 
-use crate::order::{Order, Relation};
 use crate::ids::UserId;
+use crate::order::{Order, Relation};
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,9 @@ fn default_see_all() -> Vec<Role> {
 
 impl Default for AccessPolicy {
     fn default() -> Self {
-        AccessPolicy { see_all_roles: default_see_all() }
+        AccessPolicy {
+            see_all_roles: default_see_all(),
+        }
     }
 }
 
@@ -35,9 +37,17 @@ impl AccessPolicy {
 /// Whether `user`, acting as `role`, may see `order`.
 pub fn can_see(order: &Order, user: UserId, role: Role, policy: &AccessPolicy) -> bool {
     if role == Role::Customer {
-        order.people.iter().any(|p| p.user_id == user && p.relation == Relation::Customer)
+        order
+            .people
+            .iter()
+            .any(|p| p.user_id == user && p.relation == Relation::Customer)
     } else {
-        policy.sees_all(role) || order.people.iter().any(|p| p.user_id == user && p.relation != Relation::Customer) || order.milestones.iter().any(|m| m.owner_id == Some(user))
+        policy.sees_all(role)
+            || order
+                .people
+                .iter()
+                .any(|p| p.user_id == user && p.relation != Relation::Customer)
+            || order.milestones.iter().any(|m| m.owner_id == Some(user))
     }
 }
 
@@ -53,8 +63,20 @@ impl FieldVisibility {
     pub fn for_role(role: Role) -> FieldVisibility {
         use Role::*;
         FieldVisibility {
-            money: matches!(role, Admin | AccountManager | SalesCoordinator | SalesDirector | Finance | Customer),
-            customer_contact: matches!(role, Admin | AccountManager | SalesCoordinator | SalesDirector | Finance | Logistics | Customer),
+            money: matches!(
+                role,
+                Admin | AccountManager | SalesCoordinator | SalesDirector | Finance | Customer
+            ),
+            customer_contact: matches!(
+                role,
+                Admin
+                    | AccountManager
+                    | SalesCoordinator
+                    | SalesDirector
+                    | Finance
+                    | Logistics
+                    | Customer
+            ),
             internal: role != Customer,
         }
     }

@@ -38,14 +38,19 @@ impl Contact {
         if let Some(email) = &self.email
             && !is_email(email)
         {
-            problems.add(format!("{field}.email"), "must be an email address like name@example.com");
+            problems.add(
+                format!("{field}.email"),
+                "must be an email address like name@example.com",
+            );
         }
     }
 }
 
 /// A plausible email address: one @, a dot in the domain, no spaces, at most 254 characters.
 pub fn is_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else { return false };
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
     text.len() <= 254
         && !local.is_empty()
         && domain.contains('.')
@@ -79,7 +84,11 @@ pub struct Customer {
 }
 
 impl NewCustomer {
-    pub fn into_customer(self, id: CustomerId, now: DateTime<Utc>) -> Result<Customer, DomainError> {
+    pub fn into_customer(
+        self,
+        id: CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, DomainError> {
         let mut problems = Problems::new();
         problems.text("name", &self.name, MAX_NAME);
         problems.optional_text("notes", self.notes.as_deref(), MAX_TEXT);
@@ -133,7 +142,10 @@ impl User {
             problems.add("roles", "a user needs at least one role");
         }
         if customer_id.is_some() && !roles.contains(&Role::Customer) {
-            problems.add("customer", "only a user with the customer role belongs to a customer");
+            problems.add(
+                "customer",
+                "only a user with the customer role belongs to a customer",
+            );
         }
         problems.into_result()?;
         let mut unique = Vec::new();
@@ -142,15 +154,29 @@ impl User {
                 unique.push(role);
             }
         }
-        Ok(User { id, email, name: name.trim().to_string(), roles: unique, customer_id, created_at: now })
+        Ok(User {
+            id,
+            email,
+            name: name.trim().to_string(),
+            roles: unique,
+            customer_id,
+            created_at: now,
+        })
     }
 
     /// The role this person acts in: the one asked for (which they must hold), or their only role.
     pub fn acting_role(&self, asked: Option<&str>) -> Result<Role, RoleChoiceError> {
         match asked {
             Some(name) => {
-                let role: Role = name.trim().parse().map_err(|_| RoleChoiceError::Unknown(name.to_string()))?;
-                if self.roles.contains(&role) { Ok(role) } else { Err(RoleChoiceError::NotHeld(role)) }
+                let role: Role = name
+                    .trim()
+                    .parse()
+                    .map_err(|_| RoleChoiceError::Unknown(name.to_string()))?;
+                if self.roles.contains(&role) {
+                    Ok(role)
+                } else {
+                    Err(RoleChoiceError::NotHeld(role))
+                }
             }
             None if self.roles.len() == 1 => Ok(self.roles[0]),
             None => Err(RoleChoiceError::Ambiguous(self.roles.clone())),

@@ -9,7 +9,8 @@ use crate::follow_up::NewFollowUp;
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
 use crate::money::Money;
 use crate::order::{
-    ChecklistItem, DepartmentContact, Evidence, LineItem, Milestone, Order, OrderType, Participant, Relation, planned_date,
+    ChecklistItem, DepartmentContact, Evidence, LineItem, Milestone, Order, OrderType, Participant,
+    Relation, planned_date,
 };
 use crate::role::Role;
 use crate::tracking::check_tracking_url;
@@ -92,7 +93,9 @@ impl PlannedOrder {
     pub fn created(&self, number: String) -> OrderEvent {
         let mut order = self.order.clone();
         order.number = number;
-        OrderEvent::OrderCreated { order: Box::new(order) }
+        OrderEvent::OrderCreated {
+            order: Box::new(order),
+        }
     }
 }
 
@@ -106,14 +109,24 @@ pub fn plan_order(
 ) -> Result<PlannedOrder, DomainError> {
     let wf = ctx.workflow;
     if !wf.create_roles.contains(&acting.role) {
-        return Err(DomainError::RoleNotAllowed { role: acting.role, action: format!("create {} orders", wf.id) });
+        return Err(DomainError::RoleNotAllowed {
+            role: acting.role,
+            action: format!("create {} orders", wf.id),
+        });
     }
     let mut p = Problems::new();
     p.text("title", &input.title, MAX_NAME);
-    p.optional_text("special_requirements", input.special_requirements.as_deref(), MAX_TEXT);
+    p.optional_text(
+        "special_requirements",
+        input.special_requirements.as_deref(),
+        MAX_TEXT,
+    );
     let order_date = input.order_date.unwrap_or(ctx.today);
     if input.promised_date < order_date {
-        p.add("promised_date", format!("must not be before the order date {order_date}"));
+        p.add(
+            "promised_date",
+            format!("must not be before the order date {order_date}"),
+        );
     }
     if input.amount.minor <= 0 {
         p.add("amount", "must be more than zero");
@@ -122,8 +135,16 @@ pub fn plan_order(
         p.add("line_items", "at most 500 line items");
     }
     for (i, item) in input.line_items.iter().enumerate() {
-        p.text(&format!("line_items[{i}].description"), &item.description, MAX_TEXT);
-        p.optional_text(&format!("line_items[{i}].notes"), item.notes.as_deref(), MAX_TEXT);
+        p.text(
+            &format!("line_items[{i}].description"),
+            &item.description,
+            MAX_TEXT,
+        );
+        p.optional_text(
+            &format!("line_items[{i}].notes"),
+            item.notes.as_deref(),
+            MAX_TEXT,
+        );
         if item.quantity < 1 {
             p.add(format!("line_items[{i}].quantity"), "must be at least 1");
         }
@@ -140,14 +161,33 @@ pub fn plan_order(
     for (key, value) in &input.custom_fields {
         p.text(&format!("custom_fields.{key}"), key, 64);
         if value.to_string().len() > MAX_TEXT {
-            p.add(format!("custom_fields.{key}"), format!("must be at most {MAX_TEXT} characters of JSON"));
+            p.add(
+                format!("custom_fields.{key}"),
+                format!("must be at most {MAX_TEXT} characters of JSON"),
+            );
         }
     }
     for (i, contact) in input.department_contacts.iter().enumerate() {
-        p.text(&format!("department_contacts[{i}].department"), &contact.department, MAX_NAME);
-        p.text(&format!("department_contacts[{i}].name"), &contact.name, MAX_NAME);
-        p.optional_text(&format!("department_contacts[{i}].phone"), contact.phone.as_deref(), 50);
-        p.optional_text(&format!("department_contacts[{i}].email"), contact.email.as_deref(), 254);
+        p.text(
+            &format!("department_contacts[{i}].department"),
+            &contact.department,
+            MAX_NAME,
+        );
+        p.text(
+            &format!("department_contacts[{i}].name"),
+            &contact.name,
+            MAX_NAME,
+        );
+        p.optional_text(
+            &format!("department_contacts[{i}].phone"),
+            contact.phone.as_deref(),
+            50,
+        );
+        p.optional_text(
+            &format!("department_contacts[{i}].email"),
+            contact.email.as_deref(),
+            254,
+        );
     }
     if let Some(contact) = &input.customer_contact {
         contact.check("customer_contact", &mut p);
@@ -159,11 +199,24 @@ pub fn plan_order(
         let field = format!("people[{i}].user_id");
         match ctx.people_roles.get(&person.user_id) {
             None => p.add(field, "no such user"),
-            Some(roles) if person.relation == Relation::Customer && !roles.contains(&Role::Customer) => {
-                p.add(field, "the customer on an order must be a user with the customer role")
+            Some(roles)
+                if person.relation == Relation::Customer && !roles.contains(&Role::Customer) =>
+            {
+                p.add(
+                    field,
+                    "the customer on an order must be a user with the customer role",
+                )
             }
-            Some(roles) if person.relation != Relation::Customer && !roles.iter().any(|r| r.is_staff()) => {
-                p.add(field, format!("a {} must be a staff user, not a customer", person.relation.as_str()))
+            Some(roles)
+                if person.relation != Relation::Customer && !roles.iter().any(|r| r.is_staff()) =>
+            {
+                p.add(
+                    field,
+                    format!(
+                        "a {} must be a staff user, not a customer",
+                        person.relation.as_str()
+                    ),
+                )
             }
             Some(_) => {}
         }
@@ -171,22 +224,38 @@ pub fn plan_order(
             p.add(format!("people[{i}]"), "is listed twice");
         }
     }
-    match people.iter().filter(|x| x.relation == Relation::Owner).count() {
-        0 if acting.role.is_staff() => people.insert(0, Participant { relation: Relation::Owner, user_id: acting.user }),
+    match people
+        .iter()
+        .filter(|x| x.relation == Relation::Owner)
+        .count()
+    {
+        0 if acting.role.is_staff() => people.insert(
+            0,
+            Participant {
+                relation: Relation::Owner,
+                user_id: acting.user,
+            },
+        ),
         0 => p.add("people", "name the order's owner (relation owner)"),
         1 => {}
         _ => p.add("people", "an order has exactly one owner"),
     }
     for (key, user) in &input.milestone_owners {
         if wf.milestone_plan(key).is_none() {
-            p.add(format!("milestone_owners.{key}"), format!("workflow {} has no milestone '{key}'", wf.id));
+            p.add(
+                format!("milestone_owners.{key}"),
+                format!("workflow {} has no milestone '{key}'", wf.id),
+            );
         } else if !ctx.people_roles.contains_key(user) {
             p.add(format!("milestone_owners.{key}"), "no such user");
         }
     }
     for (key, items) in &input.extra_checklist {
         if wf.milestone_plan(key).is_none() {
-            p.add(format!("extra_checklist.{key}"), format!("workflow {} has no milestone '{key}'", wf.id));
+            p.add(
+                format!("extra_checklist.{key}"),
+                format!("workflow {} has no milestone '{key}'", wf.id),
+            );
         }
         for (i, item) in items.iter().enumerate() {
             p.text(&format!("extra_checklist.{key}[{i}]"), item, MAX_NAME);
@@ -214,7 +283,15 @@ pub fn plan_order(
                 complete_roles: plan.complete_roles.clone(),
                 deliverable: plan.deliverable.clone(),
                 client_action: plan.client_action,
-                checklist: plan.checklist.iter().chain(extra).map(|item| ChecklistItem { item: item.clone(), done: false }).collect(),
+                checklist: plan
+                    .checklist
+                    .iter()
+                    .chain(extra)
+                    .map(|item| ChecklistItem {
+                        item: item.clone(),
+                        done: false,
+                    })
+                    .collect(),
                 completed_at: None,
                 completed_by: None,
                 evidence: None,
@@ -229,7 +306,9 @@ pub fn plan_order(
         status: wf.initial.clone(),
         customer_id: ctx.customer.id,
         customer_name: ctx.customer.name.clone(),
-        customer_contact: input.customer_contact.or_else(|| ctx.customer.contacts.first().cloned()),
+        customer_contact: input
+            .customer_contact
+            .or_else(|| ctx.customer.contacts.first().cloned()),
         title: input.title.trim().to_string(),
         order_type: input.order_type,
         amount: input.amount,
@@ -275,7 +354,10 @@ pub struct TransitionRequest {
 
 fn check_version(order: &Order, expected: Option<i64>) -> Result<(), DomainError> {
     match expected {
-        Some(expected) if expected != order.version => Err(DomainError::StaleVersion { expected, actual: order.version }),
+        Some(expected) if expected != order.version => Err(DomainError::StaleVersion {
+            expected,
+            actual: order.version,
+        }),
         _ => Ok(()),
     }
 }
@@ -294,13 +376,18 @@ impl ChangeContext<'_> {
         if can_see(order, self.acting.user, self.acting.role, self.access) {
             Ok(())
         } else {
-            Err(DomainError::NotFound { what: "order".into() })
+            Err(DomainError::NotFound {
+                what: "order".into(),
+            })
         }
     }
 
     fn open(&self, order: &Order) -> Result<(), DomainError> {
         if self.workflow.is_terminal(&order.status) {
-            Err(DomainError::Conflict(format!("order {} is {} and can no longer change", order.number, order.status)))
+            Err(DomainError::Conflict(format!(
+                "order {} is {} and can no longer change",
+                order.number, order.status
+            )))
         } else {
             Ok(())
         }
@@ -309,7 +396,11 @@ impl ChangeContext<'_> {
 
 /// Moves the order to `req.to`: the transition must exist from the current status, the acting role must be
 /// allowed to make it, and every guard must hold. All failing guards are reported together.
-pub fn transition(order: &Order, req: TransitionRequest, ctx: &ChangeContext<'_>) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
+pub fn transition(
+    order: &Order,
+    req: TransitionRequest,
+    ctx: &ChangeContext<'_>,
+) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
     ctx.visible(order)?;
     check_version(order, req.expected_version)?;
     let wf = ctx.workflow;
@@ -329,20 +420,42 @@ pub fn transition(order: &Order, req: TransitionRequest, ctx: &ChangeContext<'_>
     }
     p.into_result()?;
     if wf.status(&req.to).is_none() {
-        return Err(DomainError::UnknownStatus { workflow: wf.id.clone(), status: req.to });
+        return Err(DomainError::UnknownStatus {
+            workflow: wf.id.clone(),
+            status: req.to,
+        });
     }
     let Some(t) = wf.transition(&order.status, &req.to) else {
-        return Err(DomainError::TransitionNotAllowed { workflow: wf.id.clone(), from: order.status.clone(), to: req.to });
+        return Err(DomainError::TransitionNotAllowed {
+            workflow: wf.id.clone(),
+            from: order.status.clone(),
+            to: req.to,
+        });
     };
     if !t.roles.contains(&ctx.acting.role) {
-        return Err(DomainError::RoleNotAllowed { role: ctx.acting.role, action: format!("move an order from {} to {}", order.status, req.to) });
+        return Err(DomainError::RoleNotAllowed {
+            role: ctx.acting.role,
+            action: format!("move an order from {} to {}", order.status, req.to),
+        });
     }
-    let input = GuardInput { order, fields: &req.fields, confirmed: req.confirm };
-    let failures: Vec<GuardFailure> = t.guards.iter().filter_map(|g| g.evaluate(&input).err()).collect();
+    let input = GuardInput {
+        order,
+        fields: &req.fields,
+        confirmed: req.confirm,
+    };
+    let failures: Vec<GuardFailure> = t
+        .guards
+        .iter()
+        .filter_map(|g| g.evaluate(&input).err())
+        .collect();
     if !failures.is_empty() {
         return Err(DomainError::GuardsFailed(failures));
     }
-    let event = OrderEvent::StatusChanged { from: order.status.clone(), to: req.to, fields: req.fields };
+    let event = OrderEvent::StatusChanged {
+        from: order.status.clone(),
+        to: req.to,
+        fields: req.fields,
+    };
     Ok(vec![(event, req.note)])
 }
 
@@ -368,13 +481,17 @@ pub struct MilestoneChange {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
     }
 }
 
 fn milestone<'a>(order: &'a Order, id: MilestoneId) -> Result<&'a Milestone, DomainError> {
-    order.milestone(id).ok_or_else(|| DomainError::NotFound { what: "milestone".into() })
+    order.milestone(id).ok_or_else(|| DomainError::NotFound {
+        what: "milestone".into(),
+    })
 }
 
 /// Replans, reassigns, or ticks checklist items of a milestone. Replanning and reassigning are for the
@@ -394,14 +511,26 @@ pub fn change_milestone(
     let replans = change.planned_on.is_some_and(|d| d != m.planned_on);
     let reassigns = change.owner_id.is_some_and(|o| o != m.owner_id);
     if (replans || reassigns) && !ctx.workflow.replan_roles.contains(&role) {
-        return Err(DomainError::RoleNotAllowed { role, action: "replan or reassign milestones".into() });
+        return Err(DomainError::RoleNotAllowed {
+            role,
+            action: "replan or reassign milestones".into(),
+        });
     }
-    if !change.checklist.is_empty() && !ctx.workflow.replan_roles.contains(&role) && !may_complete(m, ctx.acting) {
-        return Err(DomainError::RoleNotAllowed { role, action: format!("tick the checklist of '{}'", m.name) });
+    if !change.checklist.is_empty()
+        && !ctx.workflow.replan_roles.contains(&role)
+        && !may_complete(m, ctx.acting)
+    {
+        return Err(DomainError::RoleNotAllowed {
+            role,
+            action: format!("tick the checklist of '{}'", m.name),
+        });
     }
     let mut p = Problems::new();
     if m.completed_at.is_some() && (replans || !change.checklist.is_empty()) {
-        return Err(DomainError::Conflict(format!("milestone '{}' is already completed", m.name)));
+        return Err(DomainError::Conflict(format!(
+            "milestone '{}' is already completed",
+            m.name
+        )));
     }
     if replans {
         match change.reason.as_deref().map(str::trim) {
@@ -409,7 +538,10 @@ pub fn change_milestone(
             Some(reason) => p.optional_text("reason", Some(reason), MAX_TEXT),
         }
         if change.planned_on.is_some_and(|d| d < order.order_date) {
-            p.add("planned_on", format!("must not be before the order date {}", order.order_date));
+            p.add(
+                "planned_on",
+                format!("must not be before the order date {}", order.order_date),
+            );
         }
     }
     if owner_exists == Some(false) {
@@ -417,24 +549,50 @@ pub fn change_milestone(
     }
     for name in change.checklist.keys() {
         if !m.checklist.iter().any(|c| &c.item == name) {
-            p.add(format!("checklist.{name}"), format!("'{}' has no checklist item '{name}'", m.name));
+            p.add(
+                format!("checklist.{name}"),
+                format!("'{}' has no checklist item '{name}'", m.name),
+            );
         }
     }
     p.into_result()?;
 
     let mut events = Vec::new();
     if let Some(to) = change.planned_on.filter(|_| replans) {
-        events.push((OrderEvent::MilestoneReplanned { milestone_id: id, from: m.planned_on, to }, change.reason.clone()));
+        events.push((
+            OrderEvent::MilestoneReplanned {
+                milestone_id: id,
+                from: m.planned_on,
+                to,
+            },
+            change.reason.clone(),
+        ));
     }
     if let Some(to) = change.owner_id.filter(|_| reassigns) {
-        events.push((OrderEvent::MilestoneOwnerChanged { milestone_id: id, from: m.owner_id, to }, None));
+        events.push((
+            OrderEvent::MilestoneOwnerChanged {
+                milestone_id: id,
+                from: m.owner_id,
+                to,
+            },
+            None,
+        ));
     }
     let checklist = ticked(&m.checklist, &change.checklist);
     if checklist != m.checklist {
-        events.push((OrderEvent::ChecklistUpdated { milestone_id: id, checklist }, None));
+        events.push((
+            OrderEvent::ChecklistUpdated {
+                milestone_id: id,
+                checklist,
+            },
+            None,
+        ));
     }
     if events.is_empty() {
-        return Err(DomainError::invalid("planned_on", "nothing to change: give a new planned_on, owner_id or checklist items"));
+        return Err(DomainError::invalid(
+            "planned_on",
+            "nothing to change: give a new planned_on, owner_id or checklist items",
+        ));
     }
     Ok(events)
 }
@@ -442,12 +600,16 @@ pub fn change_milestone(
 fn ticked(checklist: &[ChecklistItem], ticks: &BTreeMap<String, bool>) -> Vec<ChecklistItem> {
     checklist
         .iter()
-        .map(|c| ChecklistItem { item: c.item.clone(), done: ticks.get(&c.item).copied().unwrap_or(c.done) })
+        .map(|c| ChecklistItem {
+            item: c.item.clone(),
+            done: ticks.get(&c.item).copied().unwrap_or(c.done),
+        })
         .collect()
 }
 
 fn may_complete(m: &Milestone, acting: Acting) -> bool {
-    m.complete_roles.contains(&acting.role) || (m.owner_id == Some(acting.user) && acting.role.is_staff())
+    m.complete_roles.contains(&acting.role)
+        || (m.owner_id == Some(acting.user) && acting.role.is_staff())
 }
 
 /// Completion of a milestone: when, with what evidence, and the checklist's final ticks (R33, R4).
@@ -479,10 +641,16 @@ pub fn complete_milestone(
     let m = milestone(order, id)?;
     ctx.open(order)?;
     if !may_complete(m, ctx.acting) {
-        return Err(DomainError::RoleNotAllowed { role: ctx.acting.role, action: format!("complete '{}'", m.name) });
+        return Err(DomainError::RoleNotAllowed {
+            role: ctx.acting.role,
+            action: format!("complete '{}'", m.name),
+        });
     }
     if m.completed_at.is_some() {
-        return Err(DomainError::Conflict(format!("milestone '{}' is already completed", m.name)));
+        return Err(DomainError::Conflict(format!(
+            "milestone '{}' is already completed",
+            m.name
+        )));
     }
     let mut p = Problems::new();
     let completed_at = completion.completed_at.unwrap_or(ctx.now);
@@ -490,27 +658,56 @@ pub fn complete_milestone(
         p.add("completed_at", "must not be in the future");
     }
     if completed_at.date_naive() < order.order_date - TimeDelta::days(1) {
-        p.add("completed_at", format!("must not be before the order date {}", order.order_date));
+        p.add(
+            "completed_at",
+            format!("must not be before the order date {}", order.order_date),
+        );
     }
     let evidence = completion.evidence;
     p.optional_text("evidence.note", evidence.note.as_deref(), MAX_TEXT);
-    p.optional_text("evidence.approved_by", evidence.approved_by.as_deref(), MAX_NAME);
+    p.optional_text(
+        "evidence.approved_by",
+        evidence.approved_by.as_deref(),
+        MAX_NAME,
+    );
     if evidence.attachments.len() > 20 {
         p.add("evidence.attachments", "at most 20 attachments");
     }
-    if m.client_action && evidence.approved_by.as_deref().is_none_or(|a| a.trim().is_empty()) {
-        p.add("evidence.approved_by", format!("'{}' waits on the client: record who approved it", m.name));
+    if m.client_action
+        && evidence
+            .approved_by
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty())
+    {
+        p.add(
+            "evidence.approved_by",
+            format!("'{}' waits on the client: record who approved it", m.name),
+        );
     }
-    let ticks: BTreeMap<String, bool> = completion.checklist.iter().map(|item| (item.clone(), true)).collect();
+    let ticks: BTreeMap<String, bool> = completion
+        .checklist
+        .iter()
+        .map(|item| (item.clone(), true))
+        .collect();
     for name in ticks.keys() {
         if !m.checklist.iter().any(|c| &c.item == name) {
-            p.add(format!("checklist.{name}"), format!("'{}' has no checklist item '{name}'", m.name));
+            p.add(
+                format!("checklist.{name}"),
+                format!("'{}' has no checklist item '{name}'", m.name),
+            );
         }
     }
     let checklist = ticked(&m.checklist, &ticks);
-    let undone: Vec<&str> = checklist.iter().filter(|c| !c.done).map(|c| c.item.as_str()).collect();
+    let undone: Vec<&str> = checklist
+        .iter()
+        .filter(|c| !c.done)
+        .map(|c| c.item.as_str())
+        .collect();
     if !undone.is_empty() {
-        p.add("checklist", format!("items not done: {}", undone.join(", ")));
+        p.add(
+            "checklist",
+            format!("items not done: {}", undone.join(", ")),
+        );
     }
     p.into_result()?;
     let note = evidence.note.clone();
@@ -533,8 +730,16 @@ pub fn log_follow_up(
 ) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
     ctx.visible(order)?;
     if !ctx.acting.role.is_staff() {
-        return Err(DomainError::RoleNotAllowed { role: ctx.acting.role, action: "log follow-ups".into() });
+        return Err(DomainError::RoleNotAllowed {
+            role: ctx.acting.role,
+            action: "log follow-ups".into(),
+        });
     }
     let record = follow_up.check(order, id, ctx.acting.user, ctx.acting.role, ctx.now)?;
-    Ok(vec![(OrderEvent::FollowUpLogged { follow_up: Box::new(record) }, None)])
+    Ok(vec![(
+        OrderEvent::FollowUpLogged {
+            follow_up: Box::new(record),
+        },
+        None,
+    )])
 }

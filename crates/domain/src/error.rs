@@ -14,7 +14,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -34,7 +37,11 @@ pub enum DomainError {
     #[error("the role {role} may not {action}")]
     RoleNotAllowed { role: Role, action: String },
     #[error("no transition from '{from}' to '{to}' in workflow {workflow}")]
-    TransitionNotAllowed { workflow: String, from: String, to: String },
+    TransitionNotAllowed {
+        workflow: String,
+        from: String,
+        to: String,
+    },
     #[error("unknown status '{status}' in workflow {workflow}")]
     UnknownStatus { workflow: String, status: String },
     #[error("{}", .0.iter().map(|g| format!("guard {} not satisfied: {}", g.guard, g.missing.join(", "))).collect::<Vec<_>>().join("; "))]
@@ -77,8 +84,14 @@ impl Problems {
         let Some(value) = value else { return };
         let len = value.chars().count();
         if len > max {
-            self.add(field, format!("must be at most {max} characters (got {len})"));
-        } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+            self.add(
+                field,
+                format!("must be at most {max} characters (got {len})"),
+            );
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+        {
             self.add(field, "must not contain control characters");
         }
     }
@@ -86,7 +99,11 @@ impl Problems {
         self.0.is_empty()
     }
     pub fn into_result(self) -> Result<(), DomainError> {
-        if self.0.is_empty() { Ok(()) } else { Err(DomainError::Invalid(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Invalid(self.0))
+        }
     }
 }
 

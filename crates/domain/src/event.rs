@@ -43,11 +43,28 @@ impl Actor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrderEvent {
-    OrderCreated { order: Box<Order> },
-    StatusChanged { from: String, to: String, fields: BTreeMap<String, String> },
-    MilestoneReplanned { milestone_id: MilestoneId, from: NaiveDate, to: NaiveDate },
-    MilestoneOwnerChanged { milestone_id: MilestoneId, from: Option<UserId>, to: Option<UserId> },
-    ChecklistUpdated { milestone_id: MilestoneId, checklist: Vec<ChecklistItem> },
+    OrderCreated {
+        order: Box<Order>,
+    },
+    StatusChanged {
+        from: String,
+        to: String,
+        fields: BTreeMap<String, String>,
+    },
+    MilestoneReplanned {
+        milestone_id: MilestoneId,
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    MilestoneOwnerChanged {
+        milestone_id: MilestoneId,
+        from: Option<UserId>,
+        to: Option<UserId>,
+    },
+    ChecklistUpdated {
+        milestone_id: MilestoneId,
+        checklist: Vec<ChecklistItem>,
+    },
     MilestoneCompleted {
         milestone_id: MilestoneId,
         completed_at: DateTime<Utc>,
@@ -55,7 +72,9 @@ pub enum OrderEvent {
         evidence: Evidence,
         checklist: Vec<ChecklistItem>,
     },
-    FollowUpLogged { follow_up: Box<FollowUp> },
+    FollowUpLogged {
+        follow_up: Box<FollowUp>,
+    },
 }
 
 impl OrderEvent {
@@ -83,9 +102,15 @@ pub enum CustomerEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrgEvent {
-    UserAdded { user: User },
+    UserAdded {
+        user: User,
+    },
     /// Only the SHA-256 of the token is kept; the token itself is shown once.
-    TokenIssued { token_id: TokenId, user_id: UserId, token_hash: String },
+    TokenIssued {
+        token_id: TokenId,
+        user_id: UserId,
+        token_hash: String,
+    },
 }
 
 /// The stream the organisation's own events (users, tokens) are chained in.
@@ -131,8 +156,17 @@ pub fn chain_hash(prev_hash: &str, link: &ChainLink<'_>) -> String {
     field(link.stream_id.as_bytes());
     field(&link.seq.to_be_bytes());
     field(link.event_id.as_bytes());
-    field(link.at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
-    field(link.actor_id.map(|id| *id.as_bytes()).unwrap_or_default().as_slice());
+    field(
+        link.at
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+            .as_bytes(),
+    );
+    field(
+        link.actor_id
+            .map(|id| *id.as_bytes())
+            .unwrap_or_default()
+            .as_slice(),
+    );
     field(link.acting_role.as_bytes());
     field(link.kind.as_bytes());
     match link.reason {
@@ -170,10 +204,49 @@ mod tests {
         assert_eq!(base.len(), 64);
         assert_eq!(base, chain_hash(GENESIS_HASH, &link));
         assert_ne!(base, chain_hash(&base, &link));
-        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { seq: 2, ..link }));
-        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { acting_role: "admin", ..link }));
-        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { payload: "{ }", ..link }));
-        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { reason: None, ..link }));
-        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { at: at + chrono::TimeDelta::microseconds(1), ..link }));
+        assert_ne!(
+            base,
+            chain_hash(GENESIS_HASH, &ChainLink { seq: 2, ..link })
+        );
+        assert_ne!(
+            base,
+            chain_hash(
+                GENESIS_HASH,
+                &ChainLink {
+                    acting_role: "admin",
+                    ..link
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            chain_hash(
+                GENESIS_HASH,
+                &ChainLink {
+                    payload: "{ }",
+                    ..link
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            chain_hash(
+                GENESIS_HASH,
+                &ChainLink {
+                    reason: None,
+                    ..link
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            chain_hash(
+                GENESIS_HASH,
+                &ChainLink {
+                    at: at + chrono::TimeDelta::microseconds(1),
+                    ..link
+                }
+            )
+        );
     }
 }

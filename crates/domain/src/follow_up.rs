@@ -142,7 +142,14 @@ impl FollowUp {
 
 impl NewFollowUp {
     /// Checks the record against the order and makes it a follow-up by `user` acting as `role` at `now`.
-    pub fn check(self, order: &Order, id: FollowUpId, user: UserId, role: Role, now: DateTime<Utc>) -> Result<FollowUp, DomainError> {
+    pub fn check(
+        self,
+        order: &Order,
+        id: FollowUpId,
+        user: UserId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<FollowUp, DomainError> {
         let mut p = Problems::new();
         let texts = [
             ("summary", &self.summary),
@@ -153,11 +160,18 @@ impl NewFollowUp {
         for (field, value) in texts {
             p.optional_text(field, value.as_deref(), MAX_TEXT);
         }
-        let has_content = texts.iter().any(|(_, v)| v.as_deref().is_some_and(|t| !t.trim().is_empty())) || self.exception.is_some();
+        let has_content = texts
+            .iter()
+            .any(|(_, v)| v.as_deref().is_some_and(|t| !t.trim().is_empty()))
+            || self.exception.is_some();
         if !has_content {
             p.add("summary", "a follow-up needs a summary, progress details, next step, client feedback or an exception");
         }
-        p.optional_text("counterpart.name", self.counterpart.name.as_deref(), MAX_NAME);
+        p.optional_text(
+            "counterpart.name",
+            self.counterpart.name.as_deref(),
+            MAX_NAME,
+        );
         let occurred_at = self.occurred_at.unwrap_or(now);
         if occurred_at > now + TimeDelta::minutes(5) {
             p.add("occurred_at", "must not be in the future");
@@ -168,7 +182,10 @@ impl NewFollowUp {
             p.add("milestone_id", "is not a milestone of this order");
         }
         match (&self.exception, self.status) {
-            (None, FollowUpStatus::ExceptionPending) => p.add("exception", "an exception_pending follow-up needs the exception's cause and impact"),
+            (None, FollowUpStatus::ExceptionPending) => p.add(
+                "exception",
+                "an exception_pending follow-up needs the exception's cause and impact",
+            ),
             (Some(e), _) => {
                 p.text("exception.cause", &e.cause, MAX_TEXT);
                 p.text("exception.impact", &e.impact, MAX_TEXT);

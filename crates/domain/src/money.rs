@@ -27,24 +27,44 @@ impl Money {
     /// Parses `"1234.50"` in `currency`. Refuses more decimals than the currency has, signs and exponents.
     pub fn parse(currency: &str, amount: &str) -> Result<Money, String> {
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(format!("currency '{currency}' must be an ISO 4217 code such as USD, EUR or CNY"));
+            return Err(format!(
+                "currency '{currency}' must be an ISO 4217 code such as USD, EUR or CNY"
+            ));
         }
         let exp = exponent(currency);
         let (whole, frac) = amount.split_once('.').unwrap_or((amount, ""));
-        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("amount '{amount}' must be a non-negative decimal number such as 1250.00"));
+        if whole.is_empty()
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!(
+                "amount '{amount}' must be a non-negative decimal number such as 1250.00"
+            ));
         }
         if frac.len() > exp as usize {
-            return Err(format!("amount '{amount}' has more than {exp} decimals for {currency}"));
+            return Err(format!(
+                "amount '{amount}' has more than {exp} decimals for {currency}"
+            ));
         }
         let scale = 10i64.pow(exp);
-        let whole: i64 = whole.parse().map_err(|_| format!("amount '{amount}' is too large"))?;
-        let frac_value: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<width$}", width = exp as usize).parse().unwrap_or(0) };
+        let whole: i64 = whole
+            .parse()
+            .map_err(|_| format!("amount '{amount}' is too large"))?;
+        let frac_value: i64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<width$}", width = exp as usize)
+                .parse()
+                .unwrap_or(0)
+        };
         let minor = whole
             .checked_mul(scale)
             .and_then(|m| m.checked_add(frac_value))
             .ok_or_else(|| format!("amount '{amount}' is too large"))?;
-        Ok(Money { currency: currency.to_string(), minor })
+        Ok(Money {
+            currency: currency.to_string(),
+            minor,
+        })
     }
 
     /// The amount as a decimal string with the currency's number of decimals.
@@ -56,7 +76,12 @@ impl Money {
         let scale = 10i64.pow(exp);
         let sign = if self.minor < 0 { "-" } else { "" };
         let abs = self.minor.unsigned_abs();
-        format!("{sign}{}.{:0width$}", abs / scale as u64, abs % scale as u64, width = exp as usize)
+        format!(
+            "{sign}{}.{:0width$}",
+            abs / scale as u64,
+            abs % scale as u64,
+            width = exp as usize
+        )
     }
 }
 
@@ -69,7 +94,11 @@ struct Wire {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Wire { currency: self.currency.clone(), amount: self.amount_string() }.serialize(s)
+        Wire {
+            currency: self.currency.clone(),
+            amount: self.amount_string(),
+        }
+        .serialize(s)
     }
 }
 
@@ -90,7 +119,10 @@ mod tests {
         assert_eq!(Money::parse("USD", "0.01").unwrap().minor, 1);
         assert_eq!(Money::parse("JPY", "1250").unwrap().minor, 1250);
         assert_eq!(Money::parse("KWD", "1.234").unwrap().minor, 1234);
-        assert_eq!(Money::parse("USD", "1250.50").unwrap().amount_string(), "1250.50");
+        assert_eq!(
+            Money::parse("USD", "1250.50").unwrap().amount_string(),
+            "1250.50"
+        );
         assert!(Money::parse("USD", "1.234").is_err());
         assert!(Money::parse("JPY", "1.5").is_err());
         assert!(Money::parse("USD", "-5").is_err());

@@ -24,7 +24,8 @@ pub const DEFAULT_PATTERN: &str = "ORD{yyyy}{mm}{dd}{seq:3}";
 
 impl Default for NumberPattern {
     fn default() -> Self {
-        NumberPattern::parse(DEFAULT_PATTERN).unwrap_or_else(|_| unreachable!("the default pattern parses"))
+        NumberPattern::parse(DEFAULT_PATTERN)
+            .unwrap_or_else(|_| unreachable!("the default pattern parses"))
     }
 }
 
@@ -35,7 +36,9 @@ impl NumberPattern {
         let mut rest = pattern;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('{') {
-                let end = after.find('}').ok_or_else(|| format!("order number pattern '{pattern}': a '{{' is not closed"))?;
+                let end = after.find('}').ok_or_else(|| {
+                    format!("order number pattern '{pattern}': a '{{' is not closed")
+                })?;
                 let token = &after[..end];
                 parts.push(match token {
                     "yyyy" => Part::Year4,
@@ -56,8 +59,13 @@ impl NumberPattern {
             } else {
                 let end = rest.find('{').unwrap_or(rest.len());
                 let literal = &rest[..end];
-                if let Some(bad) = literal.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_/".contains(*c))) {
-                    return Err(format!("order number pattern '{pattern}': character '{bad}' is not allowed"));
+                if let Some(bad) = literal
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || "-_/".contains(*c)))
+                {
+                    return Err(format!(
+                        "order number pattern '{pattern}': character '{bad}' is not allowed"
+                    ));
                 }
                 parts.push(Part::Literal(literal.to_string()));
                 rest = &rest[end..];
@@ -65,9 +73,14 @@ impl NumberPattern {
         }
         let seqs = parts.iter().filter(|p| matches!(p, Part::Seq(_))).count();
         if seqs != 1 {
-            return Err(format!("order number pattern '{pattern}' must contain exactly one {{seq}} or {{seq:N}}"));
+            return Err(format!(
+                "order number pattern '{pattern}' must contain exactly one {{seq}} or {{seq:N}}"
+            ));
         }
-        Ok(NumberPattern { parts, source: pattern.to_string() })
+        Ok(NumberPattern {
+            parts,
+            source: pattern.to_string(),
+        })
     }
 
     fn render_with(&self, date: NaiveDate, seq: Option<i64>) -> String {
@@ -121,7 +134,10 @@ mod tests {
     #[test]
     fn other_patterns_and_bad_patterns() {
         let p = NumberPattern::parse("SO-{yy}{mm}-{seq:5}").unwrap();
-        assert_eq!(p.render(NaiveDate::from_ymd_opt(2026, 3, 9).unwrap(), 42), "SO-2603-00042");
+        assert_eq!(
+            p.render(NaiveDate::from_ymd_opt(2026, 3, 9).unwrap(), 42),
+            "SO-2603-00042"
+        );
         assert!(NumberPattern::parse("ORD{yyyy}").is_err());
         assert!(NumberPattern::parse("{seq}{seq}").is_err());
         assert!(NumberPattern::parse("ORD {seq}").is_err());

@@ -193,12 +193,16 @@ impl Order {
 
     /// The user with `relation` on this order (the first one, for relations that allow several).
     pub fn person(&self, relation: Relation) -> Option<UserId> {
-        self.people.iter().find(|p| p.relation == relation).map(|p| p.user_id)
+        self.people
+            .iter()
+            .find(|p| p.relation == relation)
+            .map(|p| p.user_id)
     }
 
     /// Whether `user` is attached to the order: as one of its people or as a milestone owner.
     pub fn involves(&self, user: UserId) -> bool {
-        self.people.iter().any(|p| p.user_id == user) || self.milestones.iter().any(|m| m.owner_id == Some(user))
+        self.people.iter().any(|p| p.user_id == user)
+            || self.milestones.iter().any(|m| m.owner_id == Some(user))
     }
 
     /// Applies one event. `at` is the event's time; `version` moves by one per event.
@@ -213,22 +217,35 @@ impl Order {
                     self.fields.insert(key.clone(), value.clone());
                 }
             }
-            OrderEvent::MilestoneReplanned { milestone_id, to, .. } => {
+            OrderEvent::MilestoneReplanned {
+                milestone_id, to, ..
+            } => {
                 if let Some(m) = self.milestone_mut(*milestone_id) {
                     m.planned_on = *to;
                 }
             }
-            OrderEvent::MilestoneOwnerChanged { milestone_id, to, .. } => {
+            OrderEvent::MilestoneOwnerChanged {
+                milestone_id, to, ..
+            } => {
                 if let Some(m) = self.milestone_mut(*milestone_id) {
                     m.owner_id = *to;
                 }
             }
-            OrderEvent::ChecklistUpdated { milestone_id, checklist } => {
+            OrderEvent::ChecklistUpdated {
+                milestone_id,
+                checklist,
+            } => {
                 if let Some(m) = self.milestone_mut(*milestone_id) {
                     m.checklist = checklist.clone();
                 }
             }
-            OrderEvent::MilestoneCompleted { milestone_id, completed_at, completed_by, evidence, checklist } => {
+            OrderEvent::MilestoneCompleted {
+                milestone_id,
+                completed_at,
+                completed_by,
+                evidence,
+                checklist,
+            } => {
                 if let Some(m) = self.milestone_mut(*milestone_id) {
                     m.completed_at = Some(*completed_at);
                     m.completed_by = Some(*completed_by);
@@ -251,7 +268,8 @@ impl Order {
                     });
                 }
                 if follow_up.is_client_update() {
-                    self.last_client_update_at = self.last_client_update_at.max(Some(follow_up.occurred_at));
+                    self.last_client_update_at =
+                        self.last_client_update_at.max(Some(follow_up.occurred_at));
                 }
                 self.last_follow_up_at = self.last_follow_up_at.max(Some(follow_up.occurred_at));
             }
@@ -268,6 +286,10 @@ pub fn planned_date(due: DueDef, order_date: NaiveDate, promised_date: NaiveDate
         DueAnchor::PromisedDate => promised_date,
     };
     let days = Days::new(u64::from(due.days.unsigned_abs()));
-    let date = if due.days >= 0 { anchor.checked_add_days(days) } else { anchor.checked_sub_days(days) };
+    let date = if due.days >= 0 {
+        anchor.checked_add_days(days)
+    } else {
+        anchor.checked_sub_days(days)
+    };
     date.unwrap_or(anchor)
 }

@@ -67,7 +67,11 @@ pub struct HealthInputs {
 
 impl HealthInputs {
     pub fn of(order: &Order, wf: &Workflow) -> HealthInputs {
-        let open = order.milestones.iter().filter(|m| m.completed_at.is_none()).map(|m| m.planned_on);
+        let open = order
+            .milestones
+            .iter()
+            .filter(|m| m.completed_at.is_none())
+            .map(|m| m.planned_on);
         HealthInputs {
             awaits_delivery: wf.awaits_delivery(&order.status),
             promised_date: order.promised_date,
@@ -84,7 +88,10 @@ impl HealthInputs {
         let overdue_days = self.next_due_on.map_or(0, |d| (today - d).num_days());
         if today > self.promised_date || overdue_days > policy.late_after_days {
             Health::Late
-        } else if overdue_days > 0 || self.last_planned_on.is_some_and(|d| d > self.promised_date) || self.open_exceptions > 0 {
+        } else if overdue_days > 0
+            || self.last_planned_on.is_some_and(|d| d > self.promised_date)
+            || self.open_exceptions > 0
+        {
             Health::AtRisk
         } else {
             Health::OnTrack
@@ -135,23 +142,42 @@ pub struct Progress {
 }
 
 pub fn progress(order: &Order, wf: &Workflow, today: NaiveDate, policy: &HealthPolicy) -> Progress {
-    let open: Vec<_> = order.milestones.iter().filter(|m| m.completed_at.is_none()).collect();
+    let open: Vec<_> = order
+        .milestones
+        .iter()
+        .filter(|m| m.completed_at.is_none())
+        .collect();
     let next = open.iter().min_by_key(|m| (m.planned_on, m.position));
     let total = order.milestones.len();
     let percent_complete = if total == 0 {
-        if wf.is_terminal(&order.status) { 100 } else { 0 }
+        if wf.is_terminal(&order.status) {
+            100
+        } else {
+            0
+        }
     } else {
         ((total - open.len()) * 100 / total) as u8
     };
-    let phase_id = wf.status(&order.status).and_then(|s| s.phase.clone()).or_else(|| next.and_then(|m| m.phase.clone()));
-    let phase = phase_id.map(|id| PhaseRef { name: wf.phase_name(&id).unwrap_or(&id).to_string(), id });
+    let phase_id = wf
+        .status(&order.status)
+        .and_then(|s| s.phase.clone())
+        .or_else(|| next.and_then(|m| m.phase.clone()));
+    let phase = phase_id.map(|id| PhaseRef {
+        name: wf.phase_name(&id).unwrap_or(&id).to_string(),
+        id,
+    });
     let awaits = wf.awaits_delivery(&order.status);
     let mut blockers: Vec<Blocker> = if awaits {
         open.iter()
             .filter(|m| m.planned_on < today)
             .map(|m| Blocker {
                 kind: BlockerKind::OverdueMilestone,
-                description: format!("{} is {} days overdue (planned {})", m.name, (today - m.planned_on).num_days(), m.planned_on),
+                description: format!(
+                    "{} is {} days overdue (planned {})",
+                    m.name,
+                    (today - m.planned_on).num_days(),
+                    m.planned_on
+                ),
                 milestone_id: Some(m.id),
             })
             .collect()
@@ -161,7 +187,11 @@ pub fn progress(order: &Order, wf: &Workflow, today: NaiveDate, policy: &HealthP
     blockers.extend(order.open_exceptions.iter().map(|e| Blocker {
         kind: BlockerKind::OpenException,
         description: match e.expected_resolution_at {
-            Some(at) => format!("Exception: {} (expected resolution {})", e.cause, at.format("%Y-%m-%d %H:%M UTC")),
+            Some(at) => format!(
+                "Exception: {} (expected resolution {})",
+                e.cause,
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
             None => format!("Exception: {}", e.cause),
         },
         milestone_id: match e.subject {

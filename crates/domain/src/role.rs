@@ -5,7 +5,9 @@ use std::{fmt, str::FromStr};
 use utoipa::ToSchema;
 
 /// A role in the business. The acting role is chosen per request and recorded on every event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -66,7 +68,9 @@ impl fmt::Display for Role {
 
 /// The text was not one of the role names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role '{0}' (known roles: admin, account_manager, sales_coordinator, sales_director, operations, design, finance, logistics, ip_owner, manufacturer, customer)")]
+#[error(
+    "unknown role '{0}' (known roles: admin, account_manager, sales_coordinator, sales_director, operations, design, finance, logistics, ip_owner, manufacturer, customer)"
+)]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

@@ -20,7 +20,11 @@ pub enum Carrier {
 
 impl Carrier {
     pub fn parse(name: &str) -> Option<Carrier> {
-        let key: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let key: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         Some(match key.as_str() {
             "ups" => Carrier::Ups,
             "fedex" => Carrier::Fedex,
@@ -33,16 +37,25 @@ impl Carrier {
     }
 
     fn pattern(self) -> Option<(&'static Regex, &'static str)> {
-        static UPS: LazyLock<Regex> = LazyLock::new(|| anchored(r"1Z[0-9A-Z]{16}|T\d{10}|\d{9}|\d{26}"));
+        static UPS: LazyLock<Regex> =
+            LazyLock::new(|| anchored(r"1Z[0-9A-Z]{16}|T\d{10}|\d{9}|\d{26}"));
         static FEDEX: LazyLock<Regex> = LazyLock::new(|| anchored(r"\d{12}|\d{15}|\d{20}|\d{22}"));
-        static DHL: LazyLock<Regex> =
-            LazyLock::new(|| anchored(r"\d{10,11}|JJD\d{18,20}|JVGL\d{16,20}|GM\d{16,18}|[A-Z]{2}\d{9}[A-Z]{2}"));
-        static USPS: LazyLock<Regex> = LazyLock::new(|| anchored(r"9[1-5]\d{18,20}|\d{20,22}|[A-Z]{2}\d{9}US"));
+        static DHL: LazyLock<Regex> = LazyLock::new(|| {
+            anchored(r"\d{10,11}|JJD\d{18,20}|JVGL\d{16,20}|GM\d{16,18}|[A-Z]{2}\d{9}[A-Z]{2}")
+        });
+        static USPS: LazyLock<Regex> =
+            LazyLock::new(|| anchored(r"9[1-5]\d{18,20}|\d{20,22}|[A-Z]{2}\d{9}US"));
         static SF: LazyLock<Regex> = LazyLock::new(|| anchored(r"SF\d{12,13}|\d{12}"));
         Some(match self {
-            Carrier::Ups => (&UPS, "1Z followed by 16 letters or digits (or T + 10 digits, 9 or 26 digits)"),
+            Carrier::Ups => (
+                &UPS,
+                "1Z followed by 16 letters or digits (or T + 10 digits, 9 or 26 digits)",
+            ),
             Carrier::Fedex => (&FEDEX, "12, 15, 20 or 22 digits"),
-            Carrier::Dhl => (&DHL, "10-11 digits, JJD/JVGL/GM numbers, or an S10 code like RR123456789DE"),
+            Carrier::Dhl => (
+                &DHL,
+                "10-11 digits, JJD/JVGL/GM numbers, or an S10 code like RR123456789DE",
+            ),
             Carrier::Usps => (&USPS, "20-22 digits, or an S10 code ending in US"),
             Carrier::SfExpress => (&SF, "SF followed by 12-13 digits, or 12 digits"),
             Carrier::Other => return None,
@@ -73,12 +86,18 @@ pub fn check_tracking_url(raw: &str) -> Result<(), String> {
 
 /// Checks a tracking number against the carrier's shape (spaces and dashes ignored, case-insensitive).
 pub fn check_tracking_number(carrier: Carrier, raw: &str) -> Result<(), String> {
-    let number: String = raw.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_uppercase();
+    let number: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
     if number.is_empty() {
         return Err("is empty".into());
     }
     match carrier.pattern() {
-        Some((re, shape)) if !re.is_match(&number) => Err(format!("is not a valid {carrier:?} tracking number: expected {shape}")),
+        Some((re, shape)) if !re.is_match(&number) => Err(format!(
+            "is not a valid {carrier:?} tracking number: expected {shape}"
+        )),
         _ => Ok(()),
     }
 }
@@ -89,7 +108,9 @@ mod tests {
 
     #[test]
     fn tracking_urls_need_http_and_a_host() {
-        assert!(check_tracking_url("https://www.ups.com/track?tracknum=1Z999AA10123456784").is_ok());
+        assert!(
+            check_tracking_url("https://www.ups.com/track?tracknum=1Z999AA10123456784").is_ok()
+        );
         assert!(check_tracking_url("http://track.example.com/x").is_ok());
         assert!(check_tracking_url("ftp://ups.com/x").is_err());
         assert!(check_tracking_url("https://").is_err());
@@ -101,7 +122,13 @@ mod tests {
 
     #[test]
     fn known_carriers_check_their_number_shape() {
-        for carrier in [Carrier::Ups, Carrier::Fedex, Carrier::Dhl, Carrier::Usps, Carrier::SfExpress] {
+        for carrier in [
+            Carrier::Ups,
+            Carrier::Fedex,
+            Carrier::Dhl,
+            Carrier::Usps,
+            Carrier::SfExpress,
+        ] {
             assert!(carrier.pattern().is_some());
         }
         assert!(check_tracking_number(Carrier::Ups, "1Z999AA10123456784").is_ok());

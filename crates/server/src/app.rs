@@ -16,46 +16,114 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn event<P>(state: &AppState, actor: Actor, payload: P) -> NewEvent<P> {
-    NewEvent { id: EventId(Uuid::now_v7()), at: state.now(), actor, reason: None, payload }
+    NewEvent {
+        id: EventId(Uuid::now_v7()),
+        at: state.now(),
+        actor,
+        reason: None,
+        payload,
+    }
 }
 
 /// Adds a user (CLI `user add`, demo data).
-pub async fn add_user(state: &AppState, email: &str, name: &str, roles: Vec<Role>, customer: Option<CustomerId>) -> ApiResult<User> {
+pub async fn add_user(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    roles: Vec<Role>,
+    customer: Option<CustomerId>,
+) -> ApiResult<User> {
     if let Some(id) = customer
         && state.store.customer(id).await?.is_none()
     {
-        return Err(ApiError::invalid(vec![ordertrail_domain::error::FieldError::new("customer", "no such customer")]));
+        return Err(ApiError::invalid(vec![
+            ordertrail_domain::error::FieldError::new("customer", "no such customer"),
+        ]));
     }
-    let user = User::new(UserId(Uuid::now_v7()), email, name, roles, customer, state.now())?;
-    state.store.record_org_event(event(state, Actor::System, OrgEvent::UserAdded { user: user.clone() })).await?;
+    let user = User::new(
+        UserId(Uuid::now_v7()),
+        email,
+        name,
+        roles,
+        customer,
+        state.now(),
+    )?;
+    state
+        .store
+        .record_org_event(event(
+            state,
+            Actor::System,
+            OrgEvent::UserAdded { user: user.clone() },
+        ))
+        .await?;
     Ok(user)
 }
 
 /// Issues a token for the user with `email` and returns it; only its hash is kept.
 pub async fn issue_token(state: &AppState, email: &str) -> ApiResult<(User, String)> {
-    let user = state.store.user_by_email(email).await?.ok_or_else(|| ApiError::not_found(&format!("user with email {email}")))?;
+    let user = state
+        .store
+        .user_by_email(email)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("user with email {email}")))?;
     let token = new_token();
-    let payload = OrgEvent::TokenIssued { token_id: TokenId(Uuid::now_v7()), user_id: user.id, token_hash: hash_token(&token) };
-    state.store.record_org_event(event(state, Actor::System, payload)).await?;
+    let payload = OrgEvent::TokenIssued {
+        token_id: TokenId(Uuid::now_v7()),
+        user_id: user.id,
+        token_hash: hash_token(&token),
+    };
+    state
+        .store
+        .record_org_event(event(state, Actor::System, payload))
+        .await?;
     Ok((user, token))
 }
 
 /// Roles that keep the customer records.
-const CUSTOMER_EDITORS: [Role; 4] = [Role::Admin, Role::AccountManager, Role::SalesCoordinator, Role::SalesDirector];
+const CUSTOMER_EDITORS: [Role; 4] = [
+    Role::Admin,
+    Role::AccountManager,
+    Role::SalesCoordinator,
+    Role::SalesDirector,
+];
 
-pub async fn create_customer(state: &AppState, acting: Acting, input: NewCustomer) -> ApiResult<Customer> {
+pub async fn create_customer(
+    state: &AppState,
+    acting: Acting,
+    input: NewCustomer,
+) -> ApiResult<Customer> {
     if !CUSTOMER_EDITORS.contains(&acting.role) {
-        return Err(DomainError::RoleNotAllowed { role: acting.role, action: "create customers".into() }.into());
+        return Err(DomainError::RoleNotAllowed {
+            role: acting.role,
+            action: "create customers".into(),
+        }
+        .into());
     }
     let customer = input.into_customer(CustomerId(Uuid::now_v7()), state.now())?;
-    let actor = Actor::User { id: acting.user, role: acting.role };
-    state.store.create_customer(event(state, actor, CustomerEvent::CustomerCreated { customer: customer.clone() })).await?;
+    let actor = Actor::User {
+        id: acting.user,
+        role: acting.role,
+    };
+    state
+        .store
+        .create_customer(event(
+            state,
+            actor,
+            CustomerEvent::CustomerCreated {
+                customer: customer.clone(),
+            },
+        ))
+        .await?;
     Ok(customer)
 }
 
 /// A customer as the caller may see it: staff see every customer; a customer user only their own.
 pub async fn customer(state: &AppState, caller: &Caller, id: CustomerId) -> ApiResult<Customer> {
-    let customer = state.store.customer(id).await?.ok_or_else(|| ApiError::not_found("customer"))?;
+    let customer = state
+        .store
+        .customer(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
     if caller.role == Role::Customer && caller.user.customer_id != Some(id) {
         return Err(ApiError::not_found("customer"));
     }
@@ -66,21 +134,53 @@ pub async fn create_order(state: &AppState, acting: Acting, input: NewOrder) -> 
     let workflow = state.workflow(&input.workflow).ok_or_else(|| {
         ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
             "workflow",
-            format!("unknown workflow '{}' (known: {})", input.workflow, state.org.workflows.ids().join(", ")),
+            format!(
+                "unknown workflow '{}' (known: {})",
+                input.workflow,
+                state.org.workflows.ids().join(", ")
+            ),
         )])
     })?;
-    let customer = state.store.customer(input.customer_id).await?.ok_or_else(|| {
-        ApiError::invalid(vec![ordertrail_domain::error::FieldError::new("customer_id", "no such customer")])
-    })?;
-    let mut named: Vec<UserId> = input.people.iter().map(|p| p.user_id).chain(input.milestone_owners.values().copied()).collect();
+    let customer = state
+        .store
+        .customer(input.customer_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
+                "customer_id",
+                "no such customer",
+            )])
+        })?;
+    let mut named: Vec<UserId> = input
+        .people
+        .iter()
+        .map(|p| p.user_id)
+        .chain(input.milestone_owners.values().copied())
+        .collect();
     named.sort();
     named.dedup();
-    let people_roles: BTreeMap<UserId, Vec<Role>> = state.store.user_roles(&named).await?.into_iter().collect();
+    let people_roles: BTreeMap<UserId, Vec<Role>> =
+        state.store.user_roles(&named).await?.into_iter().collect();
     let now = state.now();
-    let ctx = OrderContext { workflow, customer: &customer, people_roles: &people_roles, today: state.local_date(now), now };
+    let ctx = OrderContext {
+        workflow,
+        customer: &customer,
+        people_roles: &people_roles,
+        today: state.local_date(now),
+        now,
+    };
     let planned = plan_order(input, acting, &ctx, &mut Uuid::now_v7)?;
-    let meta = Meta { actor: Actor::User { id: acting.user, role: acting.role }, at: now };
-    Ok(state.store.create_order(&planned, &state.org.number_pattern, meta).await?)
+    let meta = Meta {
+        actor: Actor::User {
+            id: acting.user,
+            role: acting.role,
+        },
+        at: now,
+    };
+    Ok(state
+        .store
+        .create_order(&planned, &state.org.number_pattern, meta)
+        .await?)
 }
 
 /// The one way to change an order: load it in the write transaction, let `decide` (a domain command) turn it
@@ -92,12 +192,26 @@ pub async fn change_order(
     decide: impl Fn(&Order, &ChangeContext<'_>) -> Result<Decision, DomainError> + Send + Sync,
 ) -> ApiResult<Order> {
     let now = state.now();
-    let meta = Meta { actor: Actor::User { id: acting.user, role: acting.role }, at: now };
+    let meta = Meta {
+        actor: Actor::User {
+            id: acting.user,
+            role: acting.role,
+        },
+        at: now,
+    };
     let decide = |order: &Order| {
-        let workflow = state
-            .workflow(&order.workflow)
-            .ok_or_else(|| DomainError::Conflict(format!("the order's workflow '{}' is no longer configured", order.workflow)))?;
-        let ctx = ChangeContext { workflow, access: &state.org.access, acting, now };
+        let workflow = state.workflow(&order.workflow).ok_or_else(|| {
+            DomainError::Conflict(format!(
+                "the order's workflow '{}' is no longer configured",
+                order.workflow
+            ))
+        })?;
+        let ctx = ChangeContext {
+            workflow,
+            access: &state.org.access,
+            acting,
+            now,
+        };
         decide(order, &ctx)
     };
     Ok(state.store.change_order(id, meta, &decide).await?)

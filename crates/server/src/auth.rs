@@ -6,10 +6,10 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use ordertrail_domain::Role;
 use ordertrail_domain::customer::{RoleChoiceError, User};
 use ordertrail_domain::decide::Acting;
 use ordertrail_domain::event::Actor;
-use ordertrail_domain::Role;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -31,15 +31,28 @@ pub fn hash_token(token: &str) -> String {
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("send a token: Authorization: Bearer <token> (see `ordertrail token issue`)"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "send a token: Authorization: Bearer <token> (see `ordertrail token issue`)",
+            )
+        })?;
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be: Bearer <token>"))?;
-    state.store.user_by_token_hash(&hash_token(token)).await?.ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be: Bearer <token>")
+        })?;
+    state
+        .store
+        .user_by_token_hash(&hash_token(token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
 }
 
 /// The caller of a request: the user and the role they act in.
@@ -51,28 +64,46 @@ pub struct Caller {
 
 impl Caller {
     pub fn acting(&self) -> Acting {
-        Acting { user: self.user.id, role: self.role }
+        Acting {
+            user: self.user.id,
+            role: self.role,
+        }
     }
     pub fn actor(&self) -> Actor {
-        Actor::User { id: self.user.id, role: self.role }
+        Actor::User {
+            id: self.user.id,
+            role: self.role,
+        }
     }
     pub fn require_staff(&self) -> Result<(), ApiError> {
-        if self.role.is_staff() { Ok(()) } else { Err(ApiError::forbidden("customers cannot do this")) }
+        if self.role.is_staff() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("customers cannot do this"))
+        }
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let user = authenticate(state, &parts.headers).await?;
         let asked = match parts.headers.get(ROLE_HEADER) {
             None => None,
-            Some(v) => Some(v.to_str().map_err(|_| ApiError::bad_request("X-Ordertrail-Role must be a role name"))?),
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| ApiError::bad_request("X-Ordertrail-Role must be a role name"))?,
+            ),
         };
         let role = user.acting_role(asked).map_err(|e| match e {
             RoleChoiceError::NotHeld(_) => ApiError::forbidden(e.to_string()),
-            RoleChoiceError::Unknown(_) | RoleChoiceError::Ambiguous(_) => ApiError::bad_request(e.to_string()),
+            RoleChoiceError::Unknown(_) | RoleChoiceError::Ambiguous(_) => {
+                ApiError::bad_request(e.to_string())
+            }
         })?;
         Ok(Caller { user, role })
     }

@@ -5,7 +5,7 @@ use chrono_tz::Tz;
 use ordertrail_domain::access::AccessPolicy;
 use ordertrail_domain::number::{DEFAULT_PATTERN, NumberPattern};
 use ordertrail_domain::progress::HealthPolicy;
-use ordertrail_domain::workflow::{Workflows, WorkflowError};
+use ordertrail_domain::workflow::{WorkflowError, Workflows};
 use ordertrail_store::sqlite::Durability;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,10 @@ impl Default for OrganisationConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -76,8 +79,14 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?
             }
             None => Config::default(),
         };
@@ -97,7 +106,11 @@ impl Config {
             config.durability = match durability.as_str() {
                 "normal" => Durability::Normal,
                 "full" => Durability::Full,
-                other => return Err(ConfigError::Invalid(format!("ORDERTRAIL_DURABILITY must be normal or full, not '{other}'"))),
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "ORDERTRAIL_DURABILITY must be normal or full, not '{other}'"
+                    )));
+                }
             };
         }
         Ok(config)
@@ -106,18 +119,30 @@ impl Config {
     /// Checks the organisation settings and loads every workflow, reporting all problems at once.
     pub fn organisation(&self) -> Result<Organisation, ConfigError> {
         let org = &self.organisation;
-        let time_zone: Tz = org
-            .time_zone
-            .parse()
-            .map_err(|_| ConfigError::Invalid(format!("unknown time zone '{}' (use an IANA name such as Europe/London)", org.time_zone)))?;
-        let number_pattern = NumberPattern::parse(&org.order_number_pattern).map_err(ConfigError::Invalid)?;
+        let time_zone: Tz = org.time_zone.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "unknown time zone '{}' (use an IANA name such as Europe/London)",
+                org.time_zone
+            ))
+        })?;
+        let number_pattern =
+            NumberPattern::parse(&org.order_number_pattern).map_err(ConfigError::Invalid)?;
         let mut extra = Vec::new();
         if let Some(dir) = &self.workflows_dir {
-            let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read { path: dir.clone(), source })?;
-            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+            let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
             paths.sort();
             for path in paths {
-                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 extra.push((path.display().to_string(), text));
             }
         }

@@ -37,24 +37,63 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, slug, title, detail: detail.into(), errors: vec![], guards: vec![] }
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: vec![],
+            guards: vec![],
+        }
     }
     pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Not signed in", detail)
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Not signed in",
+            detail,
+        )
     }
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no such {what}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no such {what}"),
+        )
     }
     pub fn invalid(errors: Vec<FieldError>) -> ApiError {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        ApiError { errors, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input", detail) }
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError {
+            errors,
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid input",
+                detail,
+            )
+        }
     }
     pub fn status(&self) -> StatusCode {
         self.status
@@ -66,16 +105,42 @@ impl From<DomainError> for ApiError {
         let detail = e.to_string();
         match e {
             DomainError::Invalid(errors) => ApiError::invalid(errors),
-            DomainError::RoleNotAllowed { .. } => ApiError::new(StatusCode::FORBIDDEN, "role-not-allowed", "Role not allowed", detail),
-            DomainError::TransitionNotAllowed { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "transition-not-allowed", "Transition not allowed from the current status", detail)
+            DomainError::RoleNotAllowed { .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "role-not-allowed",
+                "Role not allowed",
+                detail,
+            ),
+            DomainError::TransitionNotAllowed { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "transition-not-allowed",
+                "Transition not allowed from the current status",
+                detail,
+            ),
+            DomainError::UnknownStatus { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-status",
+                "Unknown status",
+                detail,
+            ),
+            DomainError::GuardsFailed(guards) => ApiError {
+                guards,
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "guard-failed",
+                    "A guard of the workflow is not satisfied",
+                    detail,
+                )
+            },
+            DomainError::StaleVersion { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "stale-version",
+                "The order has changed",
+                detail,
+            ),
+            DomainError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
             }
-            DomainError::UnknownStatus { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-status", "Unknown status", detail),
-            DomainError::GuardsFailed(guards) => {
-                ApiError { guards, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "guard-failed", "A guard of the workflow is not satisfied", detail) }
-            }
-            DomainError::StaleVersion { .. } => ApiError::new(StatusCode::CONFLICT, "stale-version", "The order has changed", detail),
-            DomainError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             DomainError::NotFound { what } => ApiError::not_found(&what),
         }
     }
@@ -84,21 +149,39 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
-            StoreError::Unavailable(detail) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Database unavailable", detail),
-            StoreError::Database(sqlx_error) if is_busy(&sqlx_error) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Database busy", "the database is busy; retry shortly")
+            StoreError::Conflict(detail) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
             }
+            StoreError::Unavailable(detail) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Database unavailable",
+                detail,
+            ),
+            StoreError::Database(sqlx_error) if is_busy(&sqlx_error) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Database busy",
+                "the database is busy; retry shortly",
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the server could not complete the request; nothing was changed")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "the server could not complete the request; nothing was changed",
+                )
             }
         }
     }
 }
 
 fn is_busy(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
 }
 
 impl From<WriteError> for ApiError {
@@ -124,12 +207,22 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.detail)
+    }
+}

@@ -26,18 +26,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     let detail = rejection.body_text();
     match rejection {
-        JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-body", "The body does not fit the request", detail),
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", "The body is not valid JSON", detail),
+        JsonRejection::JsonDataError(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "The body does not fit the request",
+            detail,
+        ),
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The body is not valid JSON",
+            detail,
+        ),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "JSON expected",
             "send the body as JSON with Content-Type: application/json",
         ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Body too large", "the request body must be at most 1 MiB")
-        }
-        other => ApiError::new(other.status(), "bad-body", "Unreadable body", other.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            "the request body must be at most 1 MiB",
+        ),
+        other => ApiError::new(
+            other.status(),
+            "bad-body",
+            "Unreadable body",
+            other.body_text(),
+        ),
     }
 }
 
@@ -51,7 +69,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query string", e.body_text()))
+            .map_err(|e: QueryRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-query",
+                    "Bad query string",
+                    e.body_text(),
+                )
+            })
     }
 }
 
@@ -65,6 +90,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|e: PathRejection| ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("nothing is at this path ({})", e.body_text())))
+            .map_err(|e: PathRejection| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    "Not found",
+                    format!("nothing is at this path ({})", e.body_text()),
+                )
+            })
     }
 }

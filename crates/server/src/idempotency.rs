@@ -33,13 +33,20 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters"))?
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
+        })?
         .to_string();
     let user = authenticate(&state, request.headers()).await?;
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Body too large", "the request body must be at most 1 MiB"))?;
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            "the request body must be at most 1 MiB",
+        )
+    })?;
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());
     hasher.update([0]);
@@ -48,8 +55,16 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     hasher.update(&bytes);
     let fingerprint = hex::encode(hasher.finalize());
 
-    match state.store.claim_idempotency_key(user.id, &key, &fingerprint, state.now()).await? {
-        IdempotencyClaim::Done { fingerprint: first, status, body } => {
+    match state
+        .store
+        .claim_idempotency_key(user.id, &key, &fingerprint, state.now())
+        .await?
+    {
+        IdempotencyClaim::Done {
+            fingerprint: first,
+            status,
+            body,
+        } => {
             if first != fingerprint {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -58,9 +73,15 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
                     "this Idempotency-Key was used for a different request; use a new key",
                 ));
             }
-            let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            let mut response =
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(response)
         }
         IdempotencyClaim::InProgress => Err(ApiError::new(
@@ -70,15 +91,22 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
             "a request with this Idempotency-Key is still being handled; retry later",
         )),
         IdempotencyClaim::Claimed => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
             if !response.status().is_success() {
                 state.store.release_idempotency_key(user.id, &key).await?;
                 return Ok(response);
             }
             let (parts, body) = response.into_parts();
-            let bytes = to_bytes(body, usize::MAX).await.map_err(|_| ApiError::bad_request("response could not be read"))?;
+            let bytes = to_bytes(body, usize::MAX)
+                .await
+                .map_err(|_| ApiError::bad_request("response could not be read"))?;
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            state.store.finish_idempotency_key(user.id, &key, parts.status.as_u16(), &text).await?;
+            state
+                .store
+                .finish_idempotency_key(user.id, &key, parts.status.as_u16(), &text)
+                .await?;
             Ok(Response::from_parts(parts, Body::from(bytes)))
         }
     }

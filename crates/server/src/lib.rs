@@ -38,7 +38,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -71,19 +74,31 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> axum::Router {
     let (api, doc) = api();
     let doc = std::sync::Arc::new(doc);
-    api.route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(doc.as_ref().clone()) }))
-        .fallback(|| async { ApiError::not_found("route") })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        .layer(DefaultBodyLimit::max(1 << 20))
-        .layer(axum::middleware::map_response(problem_for_bare_errors))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    api.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || async move { Json(doc.as_ref().clone()) }),
+    )
+    .fallback(|| async { ApiError::not_found("route") })
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::layer,
+    ))
+    .layer(DefaultBodyLimit::max(1 << 20))
+    .layer(axum::middleware::map_response(problem_for_bare_errors))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
 }
 
 /// Turns axum's own plain-text refusals (405) into problem+json, like every other error.
 async fn problem_for_bare_errors(response: axum::response::Response) -> axum::response::Response {
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this path does not accept that method").into_response();
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not accept that method",
+        )
+        .into_response();
     }
     response
 }

@@ -8,7 +8,9 @@ use ordertrail_domain::access::FieldVisibility;
 use ordertrail_domain::customer::Contact;
 use ordertrail_domain::ids::{CustomerId, OrderId};
 use ordertrail_domain::money::Money;
-use ordertrail_domain::order::{DepartmentContact, LineItem, Milestone, Order, OrderType, Participant};
+use ordertrail_domain::order::{
+    DepartmentContact, LineItem, Milestone, Order, OrderType, Participant,
+};
 use ordertrail_domain::progress::{Progress, progress};
 use ordertrail_domain::workflow::Guard;
 use serde::Serialize;
@@ -71,10 +73,15 @@ impl OrderView {
         let wf = state.workflow(&order.workflow);
         let (status_name, progress, allowed) = match wf {
             Some(wf) => (
-                wf.status(&order.status).map_or(order.status.clone(), |s| s.name.clone()),
+                wf.status(&order.status)
+                    .map_or(order.status.clone(), |s| s.name.clone()),
                 progress(&order, wf, today, &state.org.health),
                 wf.transitions_for(&order.status, caller.role)
-                    .map(|t| AllowedTransition { to: t.to.clone(), name: t.name.clone(), guards: t.guards.iter().map(Guard::name).collect() })
+                    .map(|t| AllowedTransition {
+                        to: t.to.clone(),
+                        name: t.name.clone(),
+                        guards: t.guards.iter().map(Guard::name).collect(),
+                    })
                     .collect(),
             ),
             None => (

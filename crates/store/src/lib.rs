@@ -146,7 +146,11 @@ pub enum IdempotencyClaim {
     /// A request with this key is being handled right now.
     InProgress,
     /// Done before: replay this response (if the fingerprint matches).
-    Done { fingerprint: String, status: u16, body: String },
+    Done {
+        fingerprint: String,
+        status: u16,
+        body: String,
+    },
 }
 
 /// Persistence of everything Ordertrail records. One implementation per engine.
@@ -169,8 +173,18 @@ pub trait Store: Send + Sync + 'static {
     async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError>;
 
     // Orders: the one write path, and reads.
-    async fn create_order(&self, planned: &PlannedOrder, pattern: &NumberPattern, meta: Meta) -> Result<Order, StoreError>;
-    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError>;
+    async fn create_order(
+        &self,
+        planned: &PlannedOrder,
+        pattern: &NumberPattern,
+        meta: Meta,
+    ) -> Result<Order, StoreError>;
+    async fn change_order(
+        &self,
+        id: OrderId,
+        meta: Meta,
+        decide: &Decide<'_>,
+    ) -> Result<Order, WriteError>;
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError>;
@@ -181,7 +195,19 @@ pub trait Store: Send + Sync + 'static {
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
 
     // Idempotency keys.
-    async fn claim_idempotency_key(&self, user: UserId, key: &str, fingerprint: &str, now: DateTime<Utc>) -> Result<IdempotencyClaim, StoreError>;
-    async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
+    async fn claim_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyClaim, StoreError>;
+    async fn finish_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError>;
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError>;
 }

@@ -13,8 +13,14 @@ use utoipa::ToSchema;
 
 /// The bundled presets, one per seed flavour: (file name, TOML text).
 pub const PRESETS: [(&str, &str); 3] = [
-    ("custom-production.toml", include_str!("presets/custom-production.toml")),
-    ("make-to-order.toml", include_str!("presets/make-to-order.toml")),
+    (
+        "custom-production.toml",
+        include_str!("presets/custom-production.toml"),
+    ),
+    (
+        "make-to-order.toml",
+        include_str!("presets/make-to-order.toml"),
+    ),
     ("standard.toml", include_str!("presets/standard.toml")),
 ];
 
@@ -180,7 +186,10 @@ impl Workflow {
             source_name: source_name.to_string(),
             problems: vec![e.to_string().trim_end().replace('\n', "\n    ")],
         })?;
-        Workflow::check(def).map_err(|problems| WorkflowError { source_name: source_name.to_string(), problems })
+        Workflow::check(def).map_err(|problems| WorkflowError {
+            source_name: source_name.to_string(),
+            problems,
+        })
     }
 
     /// Checks a parsed definition: names resolve, every status is reachable, guards name real things.
@@ -201,18 +210,36 @@ impl Workflow {
             problems.push("id must not be empty".into());
         }
         let phase_ids: BTreeSet<&str> = def.phases.iter().map(|p| p.id.as_str()).collect();
-        duplicates(def.phases.iter().map(|p| p.id.as_str()), "phase", &mut problems);
-        duplicates(def.statuses.iter().map(|s| s.id.as_str()), "status", &mut problems);
-        duplicates(def.milestones.iter().map(|m| m.key.as_str()), "milestone", &mut problems);
+        duplicates(
+            def.phases.iter().map(|p| p.id.as_str()),
+            "phase",
+            &mut problems,
+        );
+        duplicates(
+            def.statuses.iter().map(|s| s.id.as_str()),
+            "status",
+            &mut problems,
+        );
+        duplicates(
+            def.milestones.iter().map(|m| m.key.as_str()),
+            "milestone",
+            &mut problems,
+        );
         let status_ids: BTreeSet<&str> = def.statuses.iter().map(|s| s.id.as_str()).collect();
         if !status_ids.contains(def.initial.as_str()) {
-            problems.push(format!("initial status '{}' is not one of the statuses", def.initial));
+            problems.push(format!(
+                "initial status '{}' is not one of the statuses",
+                def.initial
+            ));
         }
         for status in &def.statuses {
             if let Some(phase) = &status.phase
                 && !phase_ids.contains(phase.as_str())
             {
-                problems.push(format!("status '{}' names unknown phase '{phase}'", status.id));
+                problems.push(format!(
+                    "status '{}' names unknown phase '{phase}'",
+                    status.id
+                ));
             }
         }
         let create_roles = roles(&def.create_roles, "create_roles", &mut problems);
@@ -236,7 +263,11 @@ impl Workflow {
                     complete_roles.push(role);
                 }
             }
-            duplicates(m.checklist.iter().map(String::as_str), &format!("{what} checklist item"), &mut problems);
+            duplicates(
+                m.checklist.iter().map(String::as_str),
+                &format!("{what} checklist item"),
+                &mut problems,
+            );
             if let Some(owner_role) = owner.first() {
                 milestones.push(MilestonePlan {
                     key: m.key.clone(),
@@ -273,7 +304,11 @@ impl Workflow {
                     problems.push(format!("{what}: {problem}"));
                 }
             }
-            let to_name = def.statuses.iter().find(|s| s.id == t.to).map_or(t.to.clone(), |s| s.name.clone());
+            let to_name = def
+                .statuses
+                .iter()
+                .find(|s| s.id == t.to)
+                .map_or(t.to.clone(), |s| s.name.clone());
             transitions.push(Transition {
                 from: t.from.clone(),
                 to: t.to.clone(),
@@ -296,10 +331,16 @@ impl Workflow {
         }
         for status in &def.statuses {
             if !seen.contains(status.id.as_str()) {
-                problems.push(format!("status '{}' is unreachable from the initial status '{}'", status.id, def.initial));
+                problems.push(format!(
+                    "status '{}' is unreachable from the initial status '{}'",
+                    status.id, def.initial
+                ));
             }
             if !status.terminal && !edges.contains_key(status.id.as_str()) {
-                problems.push(format!("status '{}' is not terminal but has no transition out of it", status.id));
+                problems.push(format!(
+                    "status '{}' is not terminal but has no transition out of it",
+                    status.id
+                ));
             }
         }
 
@@ -313,11 +354,24 @@ impl Workflow {
             initial: def.initial,
             create_roles,
             replan_roles,
-            phases: def.phases.into_iter().map(|p| Phase { id: p.id, name: p.name }).collect(),
+            phases: def
+                .phases
+                .into_iter()
+                .map(|p| Phase {
+                    id: p.id,
+                    name: p.name,
+                })
+                .collect(),
             statuses: def
                 .statuses
                 .into_iter()
-                .map(|s| Status { id: s.id, name: s.name, phase: s.phase, terminal: s.terminal, delivered: s.delivered })
+                .map(|s| Status {
+                    id: s.id,
+                    name: s.name,
+                    phase: s.phase,
+                    terminal: s.terminal,
+                    delivered: s.delivered,
+                })
                 .collect(),
             transitions,
             milestones,
@@ -335,17 +389,26 @@ impl Workflow {
     /// Whether an order in `status` still awaits delivery (neither terminal nor delivered): only such orders
     /// are judged against their promised date.
     pub fn awaits_delivery(&self, status: &str) -> bool {
-        self.status(status).is_some_and(|s| !s.terminal && !s.delivered)
+        self.status(status)
+            .is_some_and(|s| !s.terminal && !s.delivered)
     }
 
     /// The transition from `from` to `to`, if the workflow has one.
     pub fn transition(&self, from: &str, to: &str) -> Option<&Transition> {
-        self.transitions.iter().find(|t| t.to == to && t.from.iter().any(|f| f == from))
+        self.transitions
+            .iter()
+            .find(|t| t.to == to && t.from.iter().any(|f| f == from))
     }
 
     /// Transitions out of `from` that `role` may make.
-    pub fn transitions_for<'a>(&'a self, from: &'a str, role: Role) -> impl Iterator<Item = &'a Transition> + 'a {
-        self.transitions.iter().filter(move |t| t.from.iter().any(|f| f == from) && t.roles.contains(&role))
+    pub fn transitions_for<'a>(
+        &'a self,
+        from: &'a str,
+        role: Role,
+    ) -> impl Iterator<Item = &'a Transition> + 'a {
+        self.transitions
+            .iter()
+            .filter(move |t| t.from.iter().any(|f| f == from) && t.roles.contains(&role))
     }
 
     pub fn milestone_plan(&self, key: &str) -> Option<&MilestonePlan> {
@@ -353,7 +416,10 @@ impl Workflow {
     }
 
     pub fn phase_name(&self, id: &str) -> Option<&str> {
-        self.phases.iter().find(|p| p.id == id).map(|p| p.name.as_str())
+        self.phases
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.name.as_str())
     }
 }
 
@@ -380,16 +446,25 @@ impl Workflows {
     pub fn load(extra: &[(String, String)]) -> Result<Workflows, Vec<WorkflowError>> {
         let mut workflows = Workflows::default();
         let mut errors = Vec::new();
-        let sources = PRESETS.iter().map(|(n, t)| (n.to_string(), t.to_string())).chain(extra.iter().cloned());
+        let sources = PRESETS
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .chain(extra.iter().cloned());
         for (name, text) in sources {
             match Workflow::from_toml(&name, &text) {
                 Ok(wf) => {
-                    workflows.by_id.insert(wf.id.clone(), std::sync::Arc::new(wf));
+                    workflows
+                        .by_id
+                        .insert(wf.id.clone(), std::sync::Arc::new(wf));
                 }
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() { Ok(workflows) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(workflows)
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&std::sync::Arc<Workflow>> {

@@ -7,29 +7,35 @@ use ordertrail_domain::Role;
 use ordertrail_domain::access::AccessPolicy;
 use ordertrail_domain::customer::{Contact, Customer, Language};
 use ordertrail_domain::decide::{
-    self, Acting, ChangeContext, MilestoneChange, MilestoneCompletion, NewOrder, OrderContext, PlannedOrder,
-    TransitionRequest,
+    self, Acting, ChangeContext, MilestoneChange, MilestoneCompletion, NewOrder, OrderContext,
+    PlannedOrder, TransitionRequest,
 };
 use ordertrail_domain::error::DomainError;
 use ordertrail_domain::event::OrderEvent;
-use ordertrail_domain::follow_up::{Channel, Counterpart, CounterpartKind, Direction, FollowUpStatus, NewFollowUp};
+use ordertrail_domain::follow_up::{
+    Channel, Counterpart, CounterpartKind, Direction, FollowUpStatus, NewFollowUp,
+};
 use ordertrail_domain::ids::{CustomerId, FollowUpId, MilestoneId, UserId};
 use ordertrail_domain::money::Money;
 use ordertrail_domain::order::{Evidence, Milestone, Order, OrderType, Participant, Relation};
 use ordertrail_domain::workflow::{Workflow, Workflows};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 pub type Events = Vec<(OrderEvent, Option<String>)>;
 
-static WORKFLOWS: LazyLock<Workflows> = LazyLock::new(|| Workflows::load(&[]).expect("the presets load"));
+static WORKFLOWS: LazyLock<Workflows> =
+    LazyLock::new(|| Workflows::load(&[]).expect("the presets load"));
 static POLICY: LazyLock<AccessPolicy> = LazyLock::new(AccessPolicy::default);
 
 pub const PRESET_IDS: [&str; 3] = ["custom-production", "make-to-order", "standard"];
 
 pub fn workflow(id: &str) -> &'static Workflow {
-    WORKFLOWS.get(id).unwrap_or_else(|| panic!("no workflow {id}"))
+    WORKFLOWS
+        .get(id)
+        .unwrap_or_else(|| panic!("no workflow {id}"))
 }
 
 pub fn policy() -> &'static AccessPolicy {
@@ -42,7 +48,9 @@ pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 
 /// Noon UTC on the given day.
 pub fn noon(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).single().expect("a real time")
+    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
+        .single()
+        .expect("a real time")
 }
 
 /// The people of the world, one per role (the strangers are on no order).
@@ -100,7 +108,10 @@ pub fn user_for(role: Role) -> UserId {
 }
 
 pub fn acting(role: Role) -> Acting {
-    Acting { user: user_for(role), role }
+    Acting {
+        user: user_for(role),
+        role,
+    }
 }
 
 pub fn customer() -> Customer {
@@ -161,13 +172,11 @@ pub fn new_order(workflow: &str) -> NewOrder {
     }
 }
 
-/// Ids 1, 2, 3...: the domain draws no randomness, the caller does.
+/// Fresh ids, never repeated within the test run (so milestones of two orders never share an id): the domain
+/// draws no randomness, the caller does.
 pub fn counter() -> impl FnMut() -> Uuid {
-    let mut next = 0x1000_u128;
-    move || {
-        next += 1;
-        Uuid::from_u128(next)
-    }
+    static NEXT: AtomicU64 = AtomicU64::new(0x1000);
+    || Uuid::from_u128(u128::from(NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Plans `input` as `by` on the order date.
@@ -175,7 +184,13 @@ pub fn plan(input: NewOrder, by: Acting) -> Result<PlannedOrder, DomainError> {
     let wf = workflow(&input.workflow);
     let customer = customer();
     let roles = people_roles();
-    let ctx = OrderContext { workflow: wf, customer: &customer, people_roles: &roles, today: order_date(), now: noon(2026, 1, 5) };
+    let ctx = OrderContext {
+        workflow: wf,
+        customer: &customer,
+        people_roles: &roles,
+        today: order_date(),
+        now: noon(2026, 1, 5),
+    };
     decide::plan_order(input, by, &ctx, &mut counter())
 }
 
@@ -184,7 +199,9 @@ pub fn create_from(input: NewOrder) -> Order {
     let by = acting(workflow(&input.workflow).create_roles[0]);
     let planned = plan(input, by).expect("the order is valid");
     let event = planned.created("ORD20260105001".into());
-    let OrderEvent::OrderCreated { order } = &event else { panic!("created() made {event:?}") };
+    let OrderEvent::OrderCreated { order } = &event else {
+        panic!("created() made {event:?}")
+    };
     let mut order = (**order).clone();
     order.apply(&event, noon(2026, 1, 5));
     order
@@ -196,7 +213,12 @@ pub fn create(workflow: &str) -> Order {
 }
 
 pub fn ctx(order: &Order, by: Acting, now: DateTime<Utc>) -> ChangeContext<'static> {
-    ChangeContext { workflow: workflow(&order.workflow), access: policy(), acting: by, now }
+    ChangeContext {
+        workflow: workflow(&order.workflow),
+        access: policy(),
+        acting: by,
+        now,
+    }
 }
 
 /// Applies every event at `at`, returning them for assertions.
@@ -208,7 +230,10 @@ pub fn apply(order: &mut Order, events: Events, at: DateTime<Utc>) -> Events {
 }
 
 pub fn request(to: &str) -> TransitionRequest {
-    TransitionRequest { to: to.into(), ..TransitionRequest::default() }
+    TransitionRequest {
+        to: to.into(),
+        ..TransitionRequest::default()
+    }
 }
 
 /// A confirmed request with these fields.
@@ -216,24 +241,42 @@ pub fn confirmed(to: &str, fields: &[(&str, &str)]) -> TransitionRequest {
     TransitionRequest {
         to: to.into(),
         confirm: true,
-        fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..TransitionRequest::default()
     }
 }
 
-pub fn transition(order: &Order, req: TransitionRequest, role: Role, now: DateTime<Utc>) -> Result<Events, DomainError> {
+pub fn transition(
+    order: &Order,
+    req: TransitionRequest,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<Events, DomainError> {
     decide::transition(order, req, &ctx(order, acting(role), now))
 }
 
 /// Makes the transition and applies its event; panics when refused.
-pub fn move_to(order: &mut Order, req: TransitionRequest, role: Role, now: DateTime<Utc>) -> Events {
+pub fn move_to(
+    order: &mut Order,
+    req: TransitionRequest,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Events {
     let to = req.to.clone();
-    let events = transition(order, req, role, now).unwrap_or_else(|e| panic!("{role} could not move to {to}: {e}"));
+    let events = transition(order, req, role, now)
+        .unwrap_or_else(|e| panic!("{role} could not move to {to}: {e}"));
     apply(order, events, now)
 }
 
 pub fn milestone<'a>(order: &'a Order, key: &str) -> &'a Milestone {
-    order.milestones.iter().find(|m| m.key == key).unwrap_or_else(|| panic!("no milestone {key}"))
+    order
+        .milestones
+        .iter()
+        .find(|m| m.key == key)
+        .unwrap_or_else(|| panic!("no milestone {key}"))
 }
 
 pub fn milestone_id(order: &Order, key: &str) -> MilestoneId {
@@ -244,13 +287,23 @@ pub fn milestone_id(order: &Order, key: &str) -> MilestoneId {
 pub fn full_completion(m: &Milestone) -> MilestoneCompletion {
     MilestoneCompletion {
         completed_at: None,
-        evidence: Evidence { note: Some("done".into()), approved_by: Some("Maya Lin".into()), attachments: vec![] },
+        evidence: Evidence {
+            note: Some("done".into()),
+            approved_by: Some("Maya Lin".into()),
+            attachments: vec![],
+        },
         checklist: m.checklist.iter().map(|c| c.item.clone()).collect(),
         expected_version: None,
     }
 }
 
-pub fn complete(order: &Order, key: &str, completion: MilestoneCompletion, role: Role, now: DateTime<Utc>) -> Result<Events, DomainError> {
+pub fn complete(
+    order: &Order,
+    key: &str,
+    completion: MilestoneCompletion,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<Events, DomainError> {
     let id = milestone_id(order, key);
     decide::complete_milestone(order, id, completion, &ctx(order, acting(role), now))
 }
@@ -259,11 +312,18 @@ pub fn complete(order: &Order, key: &str, completion: MilestoneCompletion, role:
 pub fn complete_fully(order: &mut Order, key: &str, now: DateTime<Utc>) -> Events {
     let m = milestone(order, key);
     let (completion, role) = (full_completion(m), m.owner_role);
-    let events = complete(order, key, completion, role, now).unwrap_or_else(|e| panic!("{role} could not complete {key}: {e}"));
+    let events = complete(order, key, completion, role, now)
+        .unwrap_or_else(|e| panic!("{role} could not complete {key}: {e}"));
     apply(order, events, now)
 }
 
-pub fn change(order: &Order, key: &str, change: MilestoneChange, role: Role, now: DateTime<Utc>) -> Result<Events, DomainError> {
+pub fn change(
+    order: &Order,
+    key: &str,
+    change: MilestoneChange,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<Events, DomainError> {
     let id = milestone_id(order, key);
     decide::change_milestone(order, id, change, None, &ctx(order, acting(role), now))
 }
@@ -274,7 +334,10 @@ pub fn follow_up(summary: &str) -> NewFollowUp {
         occurred_at: None,
         channel: Channel::Email,
         direction: Direction::Outbound,
-        counterpart: Counterpart { kind: CounterpartKind::Customer, name: Some("Maya Lin".into()) },
+        counterpart: Counterpart {
+            kind: CounterpartKind::Customer,
+            name: Some("Maya Lin".into()),
+        },
         milestone_id: None,
         status: FollowUpStatus::InProgress,
         summary: Some(summary.into()),
@@ -287,8 +350,19 @@ pub fn follow_up(summary: &str) -> NewFollowUp {
     }
 }
 
-pub fn log(order: &Order, id: u128, record: NewFollowUp, role: Role, now: DateTime<Utc>) -> Result<Events, DomainError> {
-    decide::log_follow_up(order, FollowUpId(Uuid::from_u128(id)), record, &ctx(order, acting(role), now))
+pub fn log(
+    order: &Order,
+    id: u128,
+    record: NewFollowUp,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<Events, DomainError> {
+    decide::log_follow_up(
+        order,
+        FollowUpId(Uuid::from_u128(id)),
+        record,
+        &ctx(order, acting(role), now),
+    )
 }
 
 /// The field names of an `Invalid` refusal; panics on any other result.
@@ -302,25 +376,34 @@ pub fn invalid_fields<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec
 /// The message of the `Invalid` refusal's error on `field`.
 pub fn invalid_message<T: std::fmt::Debug>(result: Result<T, DomainError>, field: &str) -> String {
     match result {
-        Err(DomainError::Invalid(errors)) => errors
-            .into_iter()
-            .find(|e| e.field == field)
-            .unwrap_or_else(|| panic!("no error on {field}"))
-            .message,
+        Err(DomainError::Invalid(errors)) => {
+            errors
+                .into_iter()
+                .find(|e| e.field == field)
+                .unwrap_or_else(|| panic!("no error on {field}"))
+                .message
+        }
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
 
 /// The failing guards' names and what each misses; panics on any other result.
-pub fn failed_guards<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec<(String, Vec<String>)> {
+pub fn failed_guards<T: std::fmt::Debug>(
+    result: Result<T, DomainError>,
+) -> Vec<(String, Vec<String>)> {
     match result {
-        Err(DomainError::GuardsFailed(failures)) => failures.into_iter().map(|f| (f.guard, f.missing)).collect(),
+        Err(DomainError::GuardsFailed(failures)) => {
+            failures.into_iter().map(|f| (f.guard, f.missing)).collect()
+        }
         other => panic!("expected GuardsFailed, got {other:?}"),
     }
 }
 
 pub fn guard_names<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec<String> {
-    failed_guards(result).into_iter().map(|(name, _)| name).collect()
+    failed_guards(result)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// The single status change of `events`.

@@ -15,7 +15,13 @@ fn step(events: &Events) -> (&str, &str) {
 }
 
 fn percent(order: &Order) -> u8 {
-    progress(order, workflow(&order.workflow), date(2026, 3, 20), &HealthPolicy::default()).percent_complete
+    progress(
+        order,
+        workflow(&order.workflow),
+        date(2026, 3, 20),
+        &HealthPolicy::default(),
+    )
+    .percent_complete
 }
 
 #[test]
@@ -24,49 +30,130 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     let mut order = create("custom-production");
     assert_eq!((order.status.as_str(), order.version), ("receipt", 1));
 
-    let start = confirmed("design", &[("contract_signed_on", "2026-01-05"), ("deposit_received_on", "2026-01-06")]);
+    let start = confirmed(
+        "design",
+        &[
+            ("contract_signed_on", "2026-01-05"),
+            ("deposit_received_on", "2026-01-06"),
+        ],
+    );
     let events = move_to(&mut order, start, Role::AccountManager, noon(2026, 1, 6));
     assert_eq!(step(&events), ("receipt", "design"));
     assert_eq!(events[0].0.kind(), "status_changed");
 
     complete_fully(&mut order, "design_approval", noon(2026, 1, 16));
-    assert_eq!(step(&move_to(&mut order, request("pattern"), Role::Design, noon(2026, 1, 19))), ("design", "pattern"));
+    assert_eq!(
+        step(&move_to(
+            &mut order,
+            request("pattern"),
+            Role::Design,
+            noon(2026, 1, 19)
+        )),
+        ("design", "pattern")
+    );
 
     let fabric = full_completion(milestone(&order, "fabric_approval"));
-    let events = complete(&order, "fabric_approval", fabric, Role::SalesCoordinator, noon(2026, 1, 30)).unwrap();
+    let events = complete(
+        &order,
+        "fabric_approval",
+        fabric,
+        Role::SalesCoordinator,
+        noon(2026, 1, 30),
+    )
+    .unwrap();
     apply(&mut order, events, noon(2026, 1, 30));
-    let events = move_to(&mut order, request("construction"), Role::Operations, noon(2026, 2, 2));
+    let events = move_to(
+        &mut order,
+        request("construction"),
+        Role::Operations,
+        noon(2026, 2, 2),
+    );
     assert_eq!(step(&events), ("pattern", "construction"));
 
-    let events = move_to(&mut order, request("fitting"), Role::Operations, noon(2026, 2, 6));
+    let events = move_to(
+        &mut order,
+        request("fitting"),
+        Role::Operations,
+        noon(2026, 2, 6),
+    );
     assert_eq!(step(&events), ("construction", "fitting"));
 
     complete_fully(&mut order, "first_fitting", noon(2026, 2, 9));
-    assert_eq!(step(&move_to(&mut order, request("final"), Role::Design, noon(2026, 2, 10))), ("fitting", "final"));
+    assert_eq!(
+        step(&move_to(
+            &mut order,
+            request("final"),
+            Role::Design,
+            noon(2026, 2, 10)
+        )),
+        ("fitting", "final")
+    );
 
     complete_fully(&mut order, "final_fitting", noon(2026, 3, 1));
-    let unconfirmed = transition(&order, request("delivered"), Role::Logistics, noon(2026, 3, 2));
+    let unconfirmed = transition(
+        &order,
+        request("delivered"),
+        Role::Logistics,
+        noon(2026, 3, 2),
+    );
     assert_eq!(guard_names(unconfirmed), ["confirmed"]);
-    let events = move_to(&mut order, confirmed("delivered", &[]), Role::Logistics, noon(2026, 3, 2));
+    let events = move_to(
+        &mut order,
+        confirmed("delivered", &[]),
+        Role::Logistics,
+        noon(2026, 3, 2),
+    );
     assert_eq!(step(&events), ("final", "delivered"));
 
     let delivery = full_completion(milestone(&order, "delivery"));
-    let events = complete(&order, "delivery", delivery, Role::Logistics, noon(2026, 3, 2)).unwrap();
+    let events = complete(
+        &order,
+        "delivery",
+        delivery,
+        Role::Logistics,
+        noon(2026, 3, 2),
+    )
+    .unwrap();
     apply(&mut order, events, noon(2026, 3, 2));
-    let unsigned = transition(&order, confirmed("closed", &[]), Role::SalesDirector, noon(2026, 3, 3));
+    let unsigned = transition(
+        &order,
+        confirmed("closed", &[]),
+        Role::SalesDirector,
+        noon(2026, 3, 3),
+    );
     assert_eq!(guard_names(unsigned), ["field:sign_off_by"]);
-    let events = move_to(&mut order, confirmed("closed", &[("sign_off_by", "Maya Lin")]), Role::SalesDirector, noon(2026, 3, 3));
+    let events = move_to(
+        &mut order,
+        confirmed("closed", &[("sign_off_by", "Maya Lin")]),
+        Role::SalesDirector,
+        noon(2026, 3, 3),
+    );
     assert_eq!(step(&events), ("delivered", "closed"));
 
     assert_eq!(order.status, "closed");
-    assert_eq!(order.version, 1 + 7 + 5, "creation, seven status changes, five milestones");
+    assert_eq!(
+        order.version,
+        1 + 7 + 5,
+        "creation, seven status changes, five milestones"
+    );
     assert_eq!(order.updated_at, noon(2026, 3, 3));
-    assert_eq!(order.fields.get("contract_signed_on").map(String::as_str), Some("2026-01-05"));
-    assert_eq!(order.fields.get("sign_off_by").map(String::as_str), Some("Maya Lin"));
+    assert_eq!(
+        order.fields.get("contract_signed_on").map(String::as_str),
+        Some("2026-01-05")
+    );
+    assert_eq!(
+        order.fields.get("sign_off_by").map(String::as_str),
+        Some("Maya Lin")
+    );
     assert_eq!(percent(&order), 100);
     assert!(workflow("custom-production").is_terminal(&order.status));
     assert!(matches!(
-        transition(&order, confirmed("cancelled", &[("cancellation_reason", "late")]), Role::AccountManager, noon(2026, 3, 4)),
+        transition(
+            &order,
+            confirmed("cancelled", &[("cancellation_reason", "late")]),
+            Role::AccountManager,
+            noon(2026, 3, 4)
+        ),
         Err(DomainError::TransitionNotAllowed { .. })
     ));
 }
@@ -77,28 +164,54 @@ fn a_make_to_order_order_walks_from_placed_to_completed() {
     let mut order = create("make-to-order");
     assert_eq!(order.status, "placed");
 
-    let events = move_to(&mut order, confirmed("confirmed", &[]), Role::IpOwner, noon(2026, 1, 5));
+    let events = move_to(
+        &mut order,
+        confirmed("confirmed", &[]),
+        Role::IpOwner,
+        noon(2026, 1, 5),
+    );
     assert_eq!(step(&events), ("placed", "confirmed"));
     complete_fully(&mut order, "confirmation", noon(2026, 1, 5));
 
-    let events = move_to(&mut order, confirmed("in_production", &[]), Role::Manufacturer, noon(2026, 1, 6));
+    let events = move_to(
+        &mut order,
+        confirmed("in_production", &[]),
+        Role::Manufacturer,
+        noon(2026, 1, 6),
+    );
     assert_eq!(step(&events), ("confirmed", "in_production"));
     complete_fully(&mut order, "production", noon(2026, 1, 15));
     let completed = milestone(&order, "production");
-    assert!(completed.checklist.iter().all(|c| c.done), "the completion ticked every item");
+    assert!(
+        completed.checklist.iter().all(|c| c.done),
+        "the completion ticked every item"
+    );
     assert_eq!(completed.completed_by, Some(MANUFACTURER));
 
     let url = "https://www.fedex.com/fedextrack/?trknbr=123456789012";
-    let events = move_to(&mut order, confirmed("shipping", &[("tracking_url", url)]), Role::Manufacturer, noon(2026, 1, 16));
+    let events = move_to(
+        &mut order,
+        confirmed("shipping", &[("tracking_url", url)]),
+        Role::Manufacturer,
+        noon(2026, 1, 16),
+    );
     assert_eq!(step(&events), ("in_production", "shipping"));
     complete_fully(&mut order, "shipment", noon(2026, 1, 16));
 
     // The customer records receipt (a client action) and completes the order.
     complete_fully(&mut order, "receipt", noon(2026, 1, 20));
     assert_eq!(milestone(&order, "receipt").completed_by, Some(CUSTOMER));
-    let events = move_to(&mut order, confirmed("completed", &[]), Role::Customer, noon(2026, 1, 20));
+    let events = move_to(
+        &mut order,
+        confirmed("completed", &[]),
+        Role::Customer,
+        noon(2026, 1, 20),
+    );
     assert_eq!(step(&events), ("shipping", "completed"));
-    assert_eq!(order.fields.get("tracking_url").map(String::as_str), Some(url));
+    assert_eq!(
+        order.fields.get("tracking_url").map(String::as_str),
+        Some(url)
+    );
     assert_eq!(order.version, 1 + 4 + 4);
     assert_eq!(percent(&order), 100);
 }
@@ -109,21 +222,48 @@ fn a_standard_order_walks_from_pending_confirmation_to_completed() {
     let mut order = create("standard");
     assert_eq!(order.status, "pending_confirmation");
 
-    let events = move_to(&mut order, request("in_production"), Role::Operations, noon(2026, 1, 6));
+    let events = move_to(
+        &mut order,
+        request("in_production"),
+        Role::Operations,
+        noon(2026, 1, 6),
+    );
     assert_eq!(step(&events), ("pending_confirmation", "in_production"));
 
-    let ship = confirmed("shipped", &[("carrier", "UPS"), ("tracking_number", "1Z999AA10123456784")]);
+    let ship = confirmed(
+        "shipped",
+        &[
+            ("carrier", "UPS"),
+            ("tracking_number", "1Z999AA10123456784"),
+        ],
+    );
     let events = move_to(&mut order, ship, Role::Logistics, noon(2026, 3, 9));
     assert_eq!(step(&events), ("in_production", "shipped"));
     assert_eq!(order.fields.get("carrier").map(String::as_str), Some("UPS"));
 
-    let events = move_to(&mut order, request("delivered"), Role::AccountManager, noon(2026, 3, 13));
+    let events = move_to(
+        &mut order,
+        request("delivered"),
+        Role::AccountManager,
+        noon(2026, 3, 13),
+    );
     assert_eq!(step(&events), ("shipped", "delivered"));
 
     // R28: receipt is confirmed with the customer before the order is completed.
-    let early = transition(&order, request("completed"), Role::SalesCoordinator, noon(2026, 3, 14));
-    assert_eq!(guard_names(early), ["field:receipt_confirmed_by", "confirmed"]);
-    let done = confirmed("completed", &[("receipt_confirmed_by", "Maya Lin, by phone")]);
+    let early = transition(
+        &order,
+        request("completed"),
+        Role::SalesCoordinator,
+        noon(2026, 3, 14),
+    );
+    assert_eq!(
+        guard_names(early),
+        ["field:receipt_confirmed_by", "confirmed"]
+    );
+    let done = confirmed(
+        "completed",
+        &[("receipt_confirmed_by", "Maya Lin, by phone")],
+    );
     let events = move_to(&mut order, done, Role::SalesCoordinator, noon(2026, 3, 14));
     assert_eq!(step(&events), ("delivered", "completed"));
     assert_eq!(order.version, 5);
@@ -139,21 +279,37 @@ fn every_preset_cancels_with_a_reason_and_a_confirmation() {
     for (workflow_id, role) in cases {
         let mut order = create(workflow_id);
         let bare = transition(&order, request("cancelled"), role, noon(2026, 1, 7));
-        assert_eq!(guard_names(bare), ["field:cancellation_reason", "confirmed"], "{workflow_id}");
-        let cancel = confirmed("cancelled", &[("cancellation_reason", "Production budget withdrawn")]);
+        assert_eq!(
+            guard_names(bare),
+            ["field:cancellation_reason", "confirmed"],
+            "{workflow_id}"
+        );
+        let cancel = confirmed(
+            "cancelled",
+            &[("cancellation_reason", "Production budget withdrawn")],
+        );
         let events = move_to(&mut order, cancel, role, noon(2026, 1, 7));
         assert_eq!(step(&events).1, "cancelled");
         assert!(workflow(workflow_id).is_terminal(&order.status));
         let initial = workflow(workflow_id).initial.clone();
         let back = transition(&order, confirmed(&initial, &[]), role, noon(2026, 1, 8));
-        assert!(matches!(back, Err(DomainError::TransitionNotAllowed { .. })), "{workflow_id}: {back:?}");
+        assert!(
+            matches!(back, Err(DomainError::TransitionNotAllowed { .. })),
+            "{workflow_id}: {back:?}"
+        );
     }
 }
 
 #[test]
 fn a_role_the_transition_does_not_name_is_refused() {
     let order = create("custom-production");
-    let start = confirmed("design", &[("contract_signed_on", "2026-01-05"), ("deposit_received_on", "2026-01-06")]);
+    let start = confirmed(
+        "design",
+        &[
+            ("contract_signed_on", "2026-01-05"),
+            ("deposit_received_on", "2026-01-06"),
+        ],
+    );
     let refusal = transition(&order, start, Role::Design, noon(2026, 1, 6));
     match refusal {
         Err(DomainError::RoleNotAllowed { role, action }) => {
@@ -164,14 +320,33 @@ fn a_role_the_transition_does_not_name_is_refused() {
     }
     let mut order = create("make-to-order");
     order.status = "shipping".into();
-    let refusal = transition(&order, confirmed("completed", &[]), Role::Manufacturer, noon(2026, 1, 20));
-    assert!(matches!(refusal, Err(DomainError::RoleNotAllowed { role: Role::Manufacturer, .. })), "{refusal:?}");
+    let refusal = transition(
+        &order,
+        confirmed("completed", &[]),
+        Role::Manufacturer,
+        noon(2026, 1, 20),
+    );
+    assert!(
+        matches!(
+            refusal,
+            Err(DomainError::RoleNotAllowed {
+                role: Role::Manufacturer,
+                ..
+            })
+        ),
+        "{refusal:?}"
+    );
 }
 
 #[test]
 fn a_transition_that_does_not_leave_from_the_current_status_is_refused() {
     let order = create("standard");
-    let refusal = transition(&order, request("delivered"), Role::Logistics, noon(2026, 1, 6));
+    let refusal = transition(
+        &order,
+        request("delivered"),
+        Role::Logistics,
+        noon(2026, 1, 6),
+    );
     assert_eq!(
         refusal.unwrap_err(),
         DomainError::TransitionNotAllowed {
@@ -180,42 +355,84 @@ fn a_transition_that_does_not_leave_from_the_current_status_is_refused() {
             to: "delivered".into()
         }
     );
-    let to_itself = transition(&order, request("pending_confirmation"), Role::AccountManager, noon(2026, 1, 6));
-    assert!(matches!(to_itself, Err(DomainError::TransitionNotAllowed { .. })));
+    let to_itself = transition(
+        &order,
+        request("pending_confirmation"),
+        Role::AccountManager,
+        noon(2026, 1, 6),
+    );
+    assert!(matches!(
+        to_itself,
+        Err(DomainError::TransitionNotAllowed { .. })
+    ));
 }
 
 #[test]
 fn an_unknown_status_is_refused() {
     let order = create("standard");
-    let refusal = transition(&order, request("teleported"), Role::AccountManager, noon(2026, 1, 6));
-    assert_eq!(refusal.unwrap_err(), DomainError::UnknownStatus { workflow: "standard".into(), status: "teleported".into() });
+    let refusal = transition(
+        &order,
+        request("teleported"),
+        Role::AccountManager,
+        noon(2026, 1, 6),
+    );
+    assert_eq!(
+        refusal.unwrap_err(),
+        DomainError::UnknownStatus {
+            workflow: "standard".into(),
+            status: "teleported".into()
+        }
+    );
     // A status of another workflow is unknown here too.
-    let refusal = transition(&order, request("fitting"), Role::AccountManager, noon(2026, 1, 6));
+    let refusal = transition(
+        &order,
+        request("fitting"),
+        Role::AccountManager,
+        noon(2026, 1, 6),
+    );
     assert!(matches!(refusal, Err(DomainError::UnknownStatus { .. })));
 }
 
 #[test]
 fn a_stale_expected_version_is_refused() {
     let mut order = create("standard");
-    let stale = TransitionRequest { expected_version: Some(0), ..request("in_production") };
+    let stale = TransitionRequest {
+        expected_version: Some(0),
+        ..request("in_production")
+    };
     assert_eq!(
         transition(&order, stale, Role::Operations, noon(2026, 1, 6)).unwrap_err(),
-        DomainError::StaleVersion { expected: 0, actual: 1 }
+        DomainError::StaleVersion {
+            expected: 0,
+            actual: 1
+        }
     );
-    let current = TransitionRequest { expected_version: Some(1), ..request("in_production") };
+    let current = TransitionRequest {
+        expected_version: Some(1),
+        ..request("in_production")
+    };
     move_to(&mut order, current, Role::Operations, noon(2026, 1, 6));
     assert_eq!(order.version, 2);
-    let stale = TransitionRequest { expected_version: Some(1), ..confirmed("cancelled", &[("cancellation_reason", "x")]) };
+    let stale = TransitionRequest {
+        expected_version: Some(1),
+        ..confirmed("cancelled", &[("cancellation_reason", "x")])
+    };
     assert_eq!(
         transition(&order, stale, Role::AccountManager, noon(2026, 1, 7)).unwrap_err(),
-        DomainError::StaleVersion { expected: 1, actual: 2 }
+        DomainError::StaleVersion {
+            expected: 1,
+            actual: 2
+        }
     );
 }
 
 #[test]
 fn a_transition_keeps_its_note_for_the_log() {
     let order = create("standard");
-    let req = TransitionRequest { note: Some("Customer confirmed by phone".into()), ..request("in_production") };
+    let req = TransitionRequest {
+        note: Some("Customer confirmed by phone".into()),
+        ..request("in_production")
+    };
     let events = transition(&order, req, Role::SalesCoordinator, noon(2026, 1, 6)).unwrap();
     assert_eq!(events[0].1.as_deref(), Some("Customer confirmed by phone"));
     assert!(matches!(&events[0].0, OrderEvent::StatusChanged { fields, .. } if fields.is_empty()));
@@ -224,11 +441,38 @@ fn a_transition_keeps_its_note_for_the_log() {
 #[test]
 fn a_transition_with_oversized_input_is_refused() {
     let order = create("standard");
-    let long_note = TransitionRequest { note: Some("n".repeat(10_001)), ..request("in_production") };
-    assert_eq!(invalid_fields(transition(&order, long_note, Role::Operations, noon(2026, 1, 6))), ["note"]);
-    let many: Vec<(String, String)> = (0..21).map(|i| (format!("f{i}"), "v".to_string())).collect();
-    let crowded = TransitionRequest { fields: many.into_iter().collect(), ..request("in_production") };
-    assert_eq!(invalid_fields(transition(&order, crowded, Role::Operations, noon(2026, 1, 6))), ["fields"]);
+    let long_note = TransitionRequest {
+        note: Some("n".repeat(10_001)),
+        ..request("in_production")
+    };
+    assert_eq!(
+        invalid_fields(transition(
+            &order,
+            long_note,
+            Role::Operations,
+            noon(2026, 1, 6)
+        )),
+        ["note"]
+    );
+    let many: Vec<(String, String)> = (0..21)
+        .map(|i| (format!("f{i}"), "v".to_string()))
+        .collect();
+    let crowded = TransitionRequest {
+        fields: many.into_iter().collect(),
+        ..request("in_production")
+    };
+    assert_eq!(
+        invalid_fields(transition(
+            &order,
+            crowded,
+            Role::Operations,
+            noon(2026, 1, 6)
+        )),
+        ["fields"]
+    );
     let huge = confirmed("in_production", &[("carrier", &"c".repeat(2001))]);
-    assert_eq!(invalid_fields(transition(&order, huge, Role::Operations, noon(2026, 1, 6))), ["fields.carrier"]);
+    assert_eq!(
+        invalid_fields(transition(&order, huge, Role::Operations, noon(2026, 1, 6))),
+        ["fields.carrier"]
+    );
 }

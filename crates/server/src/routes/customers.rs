@@ -16,7 +16,11 @@ use ordertrail_domain::ids::CustomerId;
 #[utoipa::path(post, path = "/api/v1/customers", tag = "customers", security(("bearer" = [])), request_body = NewCustomer,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
     responses((status = 201, body = Customer), CommonProblems))]
-pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(input): ApiJson<NewCustomer>) -> ApiResult<(StatusCode, Json<Customer>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<NewCustomer>,
+) -> ApiResult<(StatusCode, Json<Customer>)> {
     let customer = app::create_customer(&state, caller.acting(), input).await?;
     Ok((StatusCode::CREATED, Json(customer)))
 }
@@ -25,6 +29,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(input
 #[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = Customer), CommonProblems))]
-pub async fn get(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<CustomerId>) -> ApiResult<Json<Customer>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<CustomerId>,
+) -> ApiResult<Json<Customer>> {
     Ok(Json(app::customer(&state, &caller, id).await?))
 }

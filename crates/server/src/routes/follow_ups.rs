@@ -39,14 +39,20 @@ pub async fn create(
     })
     .await?;
     let logged = logged.into_inner().unwrap_or_else(|p| p.into_inner());
-    logged.map(|f| (StatusCode::CREATED, Json(f))).ok_or_else(|| ApiError::not_found("follow-up"))
+    logged
+        .map(|f| (StatusCode::CREATED, Json(f)))
+        .ok_or_else(|| ApiError::not_found("follow-up"))
 }
 
 /// The order's follow-ups, newest first.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/follow-ups", tag = "follow-ups", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = Vec<FollowUp>), CommonProblems))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<OrderId>) -> ApiResult<Json<Vec<FollowUp>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<Json<Vec<FollowUp>>> {
     app::visible_order(&state, &caller, id).await?;
     caller.require_staff()?;
     Ok(Json(state.store.follow_ups(id).await?))

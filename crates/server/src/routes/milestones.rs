@@ -8,20 +8,33 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use ordertrail_domain::decide::{MilestoneChange, MilestoneCompletion, change_milestone, complete_milestone};
+use ordertrail_domain::decide::{
+    MilestoneChange, MilestoneCompletion, change_milestone, complete_milestone,
+};
 use ordertrail_domain::ids::{MilestoneId, OrderId};
 use ordertrail_domain::order::{Milestone, Order};
 
 fn the_milestone(order: Order, id: MilestoneId) -> ApiResult<Json<Milestone>> {
-    order.milestones.into_iter().find(|m| m.id == id).map(Json).ok_or_else(|| ApiError::not_found("milestone"))
+    order
+        .milestones
+        .into_iter()
+        .find(|m| m.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("milestone"))
 }
 
 /// The order's milestones in plan order.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/milestones", tag = "milestones", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = Vec<Milestone>), CommonProblems))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<OrderId>) -> ApiResult<Json<Vec<Milestone>>> {
-    Ok(Json(app::visible_order(&state, &caller, id).await?.milestones))
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<Json<Vec<Milestone>>> {
+    Ok(Json(
+        app::visible_order(&state, &caller, id).await?.milestones,
+    ))
 }
 
 /// Replans a milestone (new date and the reason), changes its owner, or ticks checklist items.
@@ -38,10 +51,19 @@ pub async fn change(
     ApiJson(change): ApiJson<MilestoneChange>,
 ) -> ApiResult<Json<Milestone>> {
     let owner_exists = match change.owner_id {
-        Some(Some(user)) => Some(state.store.user(user).await?.is_some_and(|u| u.roles.iter().any(|r| r.is_staff()))),
+        Some(Some(user)) => Some(
+            state
+                .store
+                .user(user)
+                .await?
+                .is_some_and(|u| u.roles.iter().any(|r| r.is_staff())),
+        ),
         _ => None,
     };
-    let order = app::change_order(&state, caller.acting(), id, |order, ctx| change_milestone(order, mid, change.clone(), owner_exists, ctx)).await?;
+    let order = app::change_order(&state, caller.acting(), id, |order, ctx| {
+        change_milestone(order, mid, change.clone(), owner_exists, ctx)
+    })
+    .await?;
     the_milestone(order, mid)
 }
 
@@ -58,6 +80,9 @@ pub async fn complete(
     ApiPath((id, mid)): ApiPath<(OrderId, MilestoneId)>,
     ApiJson(completion): ApiJson<MilestoneCompletion>,
 ) -> ApiResult<Json<Milestone>> {
-    let order = app::change_order(&state, caller.acting(), id, |order, ctx| complete_milestone(order, mid, completion.clone(), ctx)).await?;
+    let order = app::change_order(&state, caller.acting(), id, |order, ctx| {
+        complete_milestone(order, mid, completion.clone(), ctx)
+    })
+    .await?;
     the_milestone(order, mid)
 }

@@ -25,16 +25,27 @@ use uuid::Uuid;
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
     responses((status = 201, body = OrderView), CommonProblems))]
-pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(input): ApiJson<NewOrder>) -> ApiResult<(StatusCode, Json<OrderView>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<NewOrder>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let order = app::create_order(&state, caller.acting(), input).await?;
-    Ok((StatusCode::CREATED, Json(OrderView::new(order, &caller, &state))))
+    Ok((
+        StatusCode::CREATED,
+        Json(OrderView::new(order, &caller, &state)),
+    ))
 }
 
 /// One order with its milestones and derived fields (phase, % complete, next milestone, health, blockers).
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = OrderView), CommonProblems))]
-pub async fn get(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<OrderId>) -> ApiResult<Json<OrderView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<Json<OrderView>> {
     let order = app::visible_order(&state, &caller, id).await?;
     Ok(Json(OrderView::new(order, &caller, &state)))
 }
@@ -66,14 +77,20 @@ pub struct ListQuery {
 /// The orders the caller may see, newest first, filtered, a page at a time.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = OrderPage), CommonProblems))]
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<OrderPage>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<OrderPage>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 200"));
     }
     let before = match q.cursor.as_deref() {
         None => None,
-        Some(c) => Some(OrderId(Uuid::parse_str(c).map_err(|_| ApiError::bad_request("cursor is not one this API gave out"))?)),
+        Some(c) => Some(OrderId(Uuid::parse_str(c).map_err(|_| {
+            ApiError::bad_request("cursor is not one this API gave out")
+        })?)),
     };
     if q.q.as_deref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::bad_request("q must be at most 200 characters"));
@@ -106,7 +123,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): Ap
     } else {
         None
     };
-    let items = orders.into_iter().map(|o| OrderView::new(o, &caller, &state)).collect();
+    let items = orders
+        .into_iter()
+        .map(|o| OrderView::new(o, &caller, &state))
+        .collect();
     Ok(Json(OrderPage { items, next_cursor }))
 }
 
@@ -125,7 +145,10 @@ pub async fn transition(
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<TransitionRequest>,
 ) -> ApiResult<Json<OrderView>> {
-    let order = app::change_order(&state, caller.acting(), id, |order, ctx| decide_transition(order, req.clone(), ctx)).await?;
+    let order = app::change_order(&state, caller.acting(), id, |order, ctx| {
+        decide_transition(order, req.clone(), ctx)
+    })
+    .await?;
     Ok(Json(OrderView::new(order, &caller, &state)))
 }
 
@@ -134,7 +157,11 @@ pub async fn transition(
 #[utoipa::path(get, path = "/api/v1/orders/{id}/events", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = Vec<StoredEvent>), CommonProblems))]
-pub async fn events(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<OrderId>) -> ApiResult<Json<Vec<StoredEvent>>> {
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OrderId>,
+) -> ApiResult<Json<Vec<StoredEvent>>> {
     app::visible_order(&state, &caller, id).await?;
     caller.require_staff()?;
     Ok(Json(state.store.events(id.0).await?))

@@ -24,7 +24,11 @@ pub struct HealthReport {
     responses((status = 200, body = HealthReport), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn health(State(state): State<AppState>) -> ApiResult<Json<HealthReport>> {
     state.store.ping().await.map_err(ApiError::from)?;
-    Ok(Json(HealthReport { status: "ok", database: "ok", version: env!("CARGO_PKG_VERSION") }))
+    Ok(Json(HealthReport {
+        status: "ok",
+        database: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -38,7 +42,10 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/v1/me", tag = "system", security(("bearer" = [])),
     responses((status = 200, body = Me), CommonProblems))]
 pub async fn me(caller: Caller) -> Json<Me> {
-    Json(Me { acting_role: caller.role, user: caller.user })
+    Json(Me {
+        acting_role: caller.role,
+        user: caller.user,
+    })
 }
 
 /// The workflows the organisation runs, as loaded and checked at start-up.

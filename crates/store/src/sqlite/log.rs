@@ -15,7 +15,10 @@ pub(crate) struct Head {
 
 impl Head {
     pub fn genesis() -> Head {
-        Head { seq: 0, hash: GENESIS_HASH.to_string() }
+        Head {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }
     }
 }
 
@@ -31,18 +34,27 @@ pub(crate) struct Append<'a> {
 
 /// The head of a stream, read from the log itself.
 pub(crate) async fn head(conn: &mut SqliteConnection, stream: Uuid) -> Result<Head, StoreError> {
-    let row = sqlx::query("SELECT seq, hash FROM events WHERE stream_id = $1 ORDER BY seq DESC LIMIT 1")
-        .bind(stream.to_string())
-        .fetch_optional(conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT seq, hash FROM events WHERE stream_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(stream.to_string())
+            .fetch_optional(conn)
+            .await?;
     Ok(match row {
-        Some(row) => Head { seq: row.try_get("seq")?, hash: row.try_get("hash")? },
+        Some(row) => Head {
+            seq: row.try_get("seq")?,
+            hash: row.try_get("hash")?,
+        },
         None => Head::genesis(),
     })
 }
 
 /// Appends one event after `head` and moves `head` on.
-pub(crate) async fn append(conn: &mut SqliteConnection, stream: Uuid, head: &mut Head, e: Append<'_>) -> Result<(), StoreError> {
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    stream: Uuid,
+    head: &mut Head,
+    e: Append<'_>,
+) -> Result<(), StoreError> {
     let seq = head.seq + 1;
     let actor_id = e.actor.user_id().map(|u| u.0);
     let link = ChainLink {
@@ -101,12 +113,17 @@ fn stored_event(row: &sqlx::sqlite::SqliteRow) -> Result<(StoredEvent, String), 
     Ok((event, payload))
 }
 
-pub(crate) async fn events(pool: &SqlitePool, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError> {
+pub(crate) async fn events(
+    pool: &SqlitePool,
+    stream: Uuid,
+) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query("SELECT * FROM events WHERE stream_id = $1 ORDER BY seq")
         .bind(stream.to_string())
         .fetch_all(pool)
         .await?;
-    rows.iter().map(|r| stored_event(r).map(|(e, _)| e)).collect()
+    rows.iter()
+        .map(|r| stored_event(r).map(|(e, _)| e))
+        .collect()
 }
 
 /// Recomputes every chain and compares with the order rows' heads. Reads in pages so memory stays flat.
@@ -134,18 +151,28 @@ pub(crate) async fn verify(pool: &SqlitePool) -> Result<VerifyReport, StoreError
             let (event, payload) = match stored_event(row) {
                 Ok(parsed) => parsed,
                 Err(e) => {
-                    report.broken.push(BrokenLink { stream_id: Uuid::nil(), order_number: None, seq, problem: e.to_string() });
+                    report.broken.push(BrokenLink {
+                        stream_id: Uuid::nil(),
+                        order_number: None,
+                        seq,
+                        problem: e.to_string(),
+                    });
                     continue;
                 }
             };
-            if current.as_ref().is_none_or(|(s, _, _)| *s != event.stream_id) {
+            if current
+                .as_ref()
+                .is_none_or(|(s, _, _)| *s != event.stream_id)
+            {
                 if let Some((stream, head, _)) = current.take() {
                     finished.push((stream, head));
                 }
                 report.streams += 1;
                 current = Some((event.stream_id, Head::genesis(), false));
             }
-            let Some((stream, head, broken)) = current.as_mut() else { continue };
+            let Some((stream, head, broken)) = current.as_mut() else {
+                continue;
+            };
             if *broken {
                 continue;
             }
@@ -172,9 +199,19 @@ pub(crate) async fn verify(pool: &SqlitePool) -> Result<VerifyReport, StoreError
             match problem {
                 Some(problem) => {
                     *broken = true;
-                    report.broken.push(BrokenLink { stream_id: *stream, order_number: None, seq: event.seq, problem });
+                    report.broken.push(BrokenLink {
+                        stream_id: *stream,
+                        order_number: None,
+                        seq: event.seq,
+                        problem,
+                    });
                 }
-                None => *head = Head { seq: event.seq, hash: event.hash.clone() },
+                None => {
+                    *head = Head {
+                        seq: event.seq,
+                        hash: event.hash.clone(),
+                    }
+                }
             }
         }
     }
@@ -183,26 +220,34 @@ pub(crate) async fn verify(pool: &SqlitePool) -> Result<VerifyReport, StoreError
     }
     // Each order row must point at the end of its chain (a deleted last event shows here).
     let heads: std::collections::HashMap<Uuid, Head> = finished.into_iter().collect();
-    let orders = sqlx::query("SELECT id, number, version, head_hash FROM orders").fetch_all(pool).await?;
+    let orders = sqlx::query("SELECT id, number, version, head_hash FROM orders")
+        .fetch_all(pool)
+        .await?;
     for row in &orders {
         let id = uuid(row.try_get("id")?)?;
         let version: i64 = row.try_get("version")?;
         let head_hash: String = row.try_get("head_hash")?;
         let already = report.broken.iter().any(|b| b.stream_id == id);
-        let ok = heads.get(&id).is_some_and(|h| h.seq == version && h.hash == head_hash);
+        let ok = heads
+            .get(&id)
+            .is_some_and(|h| h.seq == version && h.hash == head_hash);
         if !ok && !already {
             report.broken.push(BrokenLink {
                 stream_id: id,
                 order_number: None,
                 seq: version,
-                problem: "the order's version and head hash do not match the end of its event chain".into(),
+                problem:
+                    "the order's version and head hash do not match the end of its event chain"
+                        .into(),
             });
         }
     }
     for link in &mut report.broken {
         link.order_number = orders.iter().find_map(|row| {
             let id: String = row.try_get("id").ok()?;
-            (id == link.stream_id.to_string()).then(|| row.try_get("number").ok()).flatten()
+            (id == link.stream_id.to_string())
+                .then(|| row.try_get("number").ok())
+                .flatten()
         });
     }
     Ok(report)

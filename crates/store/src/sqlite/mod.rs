@@ -5,21 +5,23 @@ mod log;
 mod orders;
 
 use crate::{
-    Decide, IdempotencyClaim, Meta, OrderQuery, Store, StoreError, StoredEvent, VerifyReport, WriteError, format_time,
-    parse_time,
+    Decide, IdempotencyClaim, Meta, OrderQuery, Store, StoreError, StoredEvent, VerifyReport,
+    WriteError, format_time, parse_time,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use log::{Append, Head};
+use ordertrail_domain::Role;
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::decide::PlannedOrder;
-use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrderEvent, OrgEvent, truncate_to_micros};
+use ordertrail_domain::event::{
+    CustomerEvent, NewEvent, ORG_STREAM, OrderEvent, OrgEvent, truncate_to_micros,
+};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
-use ordertrail_domain::Role;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
@@ -45,7 +47,10 @@ pub struct SqliteStore {
 }
 
 /// The connect options every connection uses (the bench's bare transaction uses the same).
-pub fn connect_options(url: &str, durability: Durability) -> Result<SqliteConnectOptions, StoreError> {
+pub fn connect_options(
+    url: &str,
+    durability: Durability,
+) -> Result<SqliteConnectOptions, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL '{url}': {e}")))?
         .create_if_missing(true)
@@ -65,7 +70,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`). Does not migrate.
-    pub async fn open(url: &str, durability: Durability, workflows: Arc<Workflows>) -> Result<SqliteStore, StoreError> {
+    pub async fn open(
+        url: &str,
+        durability: Durability,
+        workflows: Arc<Workflows>,
+    ) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url, durability)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -80,7 +89,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
-        Ok(SqliteStore { reader, writer, workflows })
+        Ok(SqliteStore {
+            reader,
+            writer,
+            workflows,
+        })
     }
 
     /// Brings the schema up to date. Refuses a database whose schema is newer than this program.
@@ -151,7 +164,14 @@ async fn append_order_events(
             conn,
             order.id.0,
             head,
-            Append { id, at: meta.at, actor: meta.actor, reason: reason.as_deref(), kind: event.kind(), payload: &payload },
+            Append {
+                id,
+                at: meta.at,
+                actor: meta.actor,
+                reason: reason.as_deref(),
+                kind: event.kind(),
+                payload: &payload,
+            },
         )
         .await?;
         orders::project_event(conn, order, event).await?;
@@ -181,7 +201,10 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
         email: row.try_get("email")?,
         name: row.try_get("name")?,
         roles: from_json(&roles)?,
-        customer_id: customer.map(|c| Uuid::parse_str(&c).map(CustomerId)).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        customer_id: customer
+            .map(|c| Uuid::parse_str(&c).map(CustomerId))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: parse_time(row.try_get("created_at")?)?,
     })
 }
@@ -189,7 +212,10 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(())
     }
 
@@ -231,7 +257,14 @@ impl Store for SqliteStore {
             &mut tx,
             ORG_STREAM,
             &mut head,
-            Append { id: event.id.0, at, actor: event.actor, reason: event.reason.as_deref(), kind, payload: &payload },
+            Append {
+                id: event.id.0,
+                at,
+                actor: event.actor,
+                reason: event.reason.as_deref(),
+                kind,
+                payload: &payload,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -239,7 +272,10 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id.to_string()).fetch_optional(&self.reader).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -252,10 +288,12 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(
+            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -270,7 +308,9 @@ impl Store for SqliteStore {
     }
 
     async fn count_users(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError> {
@@ -283,7 +323,14 @@ impl Store for SqliteStore {
             &mut tx,
             customer.id.0,
             &mut head,
-            Append { id: event.id.0, at, actor: event.actor, reason: event.reason.as_deref(), kind: "customer_created", payload: &payload },
+            Append {
+                id: event.id.0,
+                at,
+                actor: event.actor,
+                reason: event.reason.as_deref(),
+                kind: "customer_created",
+                payload: &payload,
+            },
         )
         .await?;
         sqlx::query("INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES ($1, $2, $3, 1, $4, $5)")
@@ -299,13 +346,23 @@ impl Store for SqliteStore {
     }
 
     async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM customers WHERE id = $1").bind(id.to_string()).fetch_optional(&self.reader).await?;
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM customers WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
         body.as_deref().map(from_json).transpose()
     }
 
-    async fn create_order(&self, planned: &PlannedOrder, pattern: &NumberPattern, meta: Meta) -> Result<Order, StoreError> {
-        let meta = Meta { at: truncate_to_micros(meta.at), ..meta };
+    async fn create_order(
+        &self,
+        planned: &PlannedOrder,
+        pattern: &NumberPattern,
+        meta: Meta,
+    ) -> Result<Order, StoreError> {
+        let meta = Meta {
+            at: truncate_to_micros(meta.at),
+            ..meta
+        };
         let scope = pattern.scope(planned.order_date());
         let mut tx = self.begin().await?;
         let seq: i64 = sqlx::query_scalar(
@@ -318,30 +375,55 @@ impl Store for SqliteStore {
         let created = planned.created(pattern.render(planned.order_date(), seq));
         let mut order = match &created {
             OrderEvent::OrderCreated { order } => (**order).clone(),
-            _ => return Err(StoreError::Corrupt("a planned order must start with its creation".into())),
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "a planned order must start with its creation".into(),
+                ));
+            }
         };
         order.version = 0;
         let mut head = Head::genesis();
         append_order_events(&mut tx, &mut order, &mut head, meta, &[(created, None)]).await?;
-        orders::insert(&mut tx, &order, &self.workflows, &head.hash).await.map_err(|e| match e {
-            StoreError::Database(ref db) if unique_violation(db) => StoreError::Conflict(format!("order number {} is taken", order.number)),
-            other => other,
-        })?;
+        orders::insert(&mut tx, &order, &self.workflows, &head.hash)
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(ref db) if unique_violation(db) => {
+                    StoreError::Conflict(format!("order number {} is taken", order.number))
+                }
+                other => other,
+            })?;
         tx.commit().await?;
         Ok(order)
     }
 
-    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError> {
-        let meta = Meta { at: truncate_to_micros(meta.at), ..meta };
+    async fn change_order(
+        &self,
+        id: OrderId,
+        meta: Meta,
+        decide: &Decide<'_>,
+    ) -> Result<Order, WriteError> {
+        let meta = Meta {
+            at: truncate_to_micros(meta.at),
+            ..meta
+        };
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await?;
+        let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
-            return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into());
+            return Err(ordertrail_domain::DomainError::NotFound {
+                what: "order".into(),
+            }
+            .into());
         };
         let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
         let decision = decide(&before)?;
         let mut after = before.clone();
-        let mut head = Head { seq: before.version, hash: row.try_get("head_hash").map_err(StoreError::from)? };
+        let mut head = Head {
+            seq: before.version,
+            hash: row.try_get("head_hash").map_err(StoreError::from)?,
+        };
         append_order_events(&mut tx, &mut after, &mut head, meta, &decision).await?;
         orders::update(&mut tx, &after, before.version, &self.workflows, &head.hash).await?;
         tx.commit().await?;
@@ -349,22 +431,28 @@ impl Store for SqliteStore {
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM orders WHERE id = $1").bind(id.to_string()).fetch_optional(&self.reader).await?;
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
         body.as_deref().map(from_json).transpose()
     }
 
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
         let mut qb = orders::list_query(query);
         let rows = qb.build().fetch_all(&self.reader).await?;
-        rows.iter().map(|row| from_json(row.try_get::<&str, _>("body")?)).collect()
+        rows.iter()
+            .map(|row| from_json(row.try_get::<&str, _>("body")?))
+            .collect()
     }
 
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT body FROM follow_ups WHERE order_id = $1 ORDER BY occurred_at DESC, id DESC")
-            .bind(order.to_string())
-            .fetch_all(&self.reader)
-            .await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM follow_ups WHERE order_id = $1 ORDER BY occurred_at DESC, id DESC",
+        )
+        .bind(order.to_string())
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(|body| from_json(body)).collect()
     }
 
@@ -373,14 +461,22 @@ impl Store for SqliteStore {
     }
 
     async fn count_events(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         log::verify(&self.reader).await
     }
 
-    async fn claim_idempotency_key(&self, user: UserId, key: &str, fingerprint: &str, now: DateTime<Utc>) -> Result<IdempotencyClaim, StoreError> {
+    async fn claim_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyClaim, StoreError> {
         let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'pending', $4)
@@ -417,7 +513,13 @@ impl Store for SqliteStore {
         Ok(claim)
     }
 
-    async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+    async fn finish_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE user_id = $3 AND key = $4")
             .bind(i64::from(status))
             .bind(body)
@@ -429,11 +531,13 @@ impl Store for SqliteStore {
     }
 
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'pending'")
-            .bind(user.to_string())
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'pending'",
+        )
+        .bind(user.to_string())
+        .bind(key)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 }

@@ -15,22 +15,44 @@ fn derived(order: &Order, workflows: &Workflows) -> HealthInputs {
         None => HealthInputs {
             awaits_delivery: true,
             promised_date: order.promised_date,
-            next_due_on: order.milestones.iter().filter(|m| m.completed_at.is_none()).map(|m| m.planned_on).min(),
-            last_planned_on: order.milestones.iter().filter(|m| m.completed_at.is_none()).map(|m| m.planned_on).max(),
+            next_due_on: order
+                .milestones
+                .iter()
+                .filter(|m| m.completed_at.is_none())
+                .map(|m| m.planned_on)
+                .min(),
+            last_planned_on: order
+                .milestones
+                .iter()
+                .filter(|m| m.completed_at.is_none())
+                .map(|m| m.planned_on)
+                .max(),
             open_exceptions: order.open_exceptions.len(),
         },
     }
 }
 
 fn search_text(order: &Order) -> String {
-    format!("{} {} {} {}", order.number, order.title, order.customer_name, order.tags.join(" ")).to_lowercase()
+    format!(
+        "{} {} {} {}",
+        order.number,
+        order.title,
+        order.customer_name,
+        order.tags.join(" ")
+    )
+    .to_lowercase()
 }
 
 fn body(order: &Order) -> Result<String, StoreError> {
     serde_json::to_string(order).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, order: &Order, workflows: &Workflows, head_hash: &str) -> Result<(), StoreError> {
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    order: &Order,
+    workflows: &Workflows,
+    head_hash: &str,
+) -> Result<(), StoreError> {
     let d = derived(order, workflows);
     sqlx::query(
         "INSERT INTO orders (id, number, workflow, status, customer_id, owner_id, order_type, amount_minor, currency,
@@ -118,13 +140,20 @@ pub(crate) async fn update(
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {
-        return Err(StoreError::Conflict(format!("order {} changed while it was being written", after.number)));
+        return Err(StoreError::Conflict(format!(
+            "order {} changed while it was being written",
+            after.number
+        )));
     }
     Ok(())
 }
 
 /// Writes the side tables an event touches (milestone rows, follow-up rows).
-pub(crate) async fn project_event(conn: &mut SqliteConnection, after: &Order, event: &OrderEvent) -> Result<(), StoreError> {
+pub(crate) async fn project_event(
+    conn: &mut SqliteConnection,
+    after: &Order,
+    event: &OrderEvent,
+) -> Result<(), StoreError> {
     let milestone_id = match event {
         OrderEvent::MilestoneReplanned { milestone_id, .. }
         | OrderEvent::MilestoneOwnerChanged { milestone_id, .. }
@@ -140,16 +169,20 @@ pub(crate) async fn project_event(conn: &mut SqliteConnection, after: &Order, ev
                 .await?;
             None
         }
-        OrderEvent::OrderCreated { .. } | OrderEvent::StatusChanged { .. } | OrderEvent::ChecklistUpdated { .. } => None,
+        OrderEvent::OrderCreated { .. }
+        | OrderEvent::StatusChanged { .. }
+        | OrderEvent::ChecklistUpdated { .. } => None,
     };
     if let Some(m) = milestone_id.and_then(|id| after.milestone(id)) {
-        sqlx::query("UPDATE milestones SET planned_on = $1, owner_id = $2, completed_at = $3 WHERE id = $4")
-            .bind(m.planned_on.to_string())
-            .bind(m.owner_id.map(|u| u.to_string()))
-            .bind(m.completed_at.map(format_time))
-            .bind(m.id.to_string())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE milestones SET planned_on = $1, owner_id = $2, completed_at = $3 WHERE id = $4",
+        )
+        .bind(m.planned_on.to_string())
+        .bind(m.owner_id.map(|u| u.to_string()))
+        .bind(m.completed_at.map(format_time))
+        .bind(m.id.to_string())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -183,7 +216,9 @@ pub(crate) fn list_query(q: &OrderQuery) -> QueryBuilder<Sqlite> {
         Visibility::InvolvedStaff(user) => {
             qb.push(" AND (EXISTS (SELECT 1 FROM order_people p WHERE p.order_id = o.id AND p.relation <> 'customer' AND p.user_id = ");
             qb.push_bind(user.to_string());
-            qb.push(") OR EXISTS (SELECT 1 FROM milestones m WHERE m.order_id = o.id AND m.owner_id = ");
+            qb.push(
+                ") OR EXISTS (SELECT 1 FROM milestones m WHERE m.order_id = o.id AND m.owner_id = ",
+            );
             qb.push_bind(user.to_string()).push("))");
         }
     }
@@ -194,17 +229,26 @@ pub(crate) fn list_query(q: &OrderQuery) -> QueryBuilder<Sqlite> {
         qb.push(" AND o.owner_id = ").push_bind(owner.to_string());
     }
     if let Some(customer) = q.customer {
-        qb.push(" AND o.customer_id = ").push_bind(customer.to_string());
+        qb.push(" AND o.customer_id = ")
+            .push_bind(customer.to_string());
     }
     if let Some(order_type) = q.order_type {
-        qb.push(" AND o.order_type = ").push_bind(order_type.as_str());
+        qb.push(" AND o.order_type = ")
+            .push_bind(order_type.as_str());
     }
     if let Some(due) = q.due_before {
-        qb.push(" AND o.promised_date < ").push_bind(due.to_string());
+        qb.push(" AND o.promised_date < ")
+            .push_bind(due.to_string());
     }
     if let Some(text) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        qb.push(" AND o.search_text LIKE ").push_bind(format!("%{escaped}%")).push(" ESCAPE '\\'");
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        qb.push(" AND o.search_text LIKE ")
+            .push_bind(format!("%{escaped}%"))
+            .push(" ESCAPE '\\'");
     }
     if let Some(health) = q.health {
         let today = q.today.to_string();
@@ -231,6 +275,7 @@ pub(crate) fn list_query(q: &OrderQuery) -> QueryBuilder<Sqlite> {
     if let Some(before) = q.before {
         qb.push(" AND o.id < ").push_bind(before.to_string());
     }
-    qb.push(" ORDER BY o.id DESC LIMIT ").push_bind(i64::from(q.limit));
+    qb.push(" ORDER BY o.id DESC LIMIT ")
+        .push_bind(i64::from(q.limit));
     qb
 }
