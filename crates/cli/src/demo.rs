@@ -5,8 +5,7 @@ use chrono::{Days, NaiveDate};
 use ordertrail_domain::Role;
 use ordertrail_domain::customer::{Contact, Language, NewCustomer, User};
 use ordertrail_domain::decide::{
-    Acting, MilestoneCompletion, NewOrder, TransitionRequest, complete_milestone, log_follow_up,
-    transition,
+    Acting, MilestoneCompletion, NewOrder, TransitionRequest, complete_milestone, log_follow_up, transition,
 };
 use ordertrail_domain::follow_up::{
     Channel, Counterpart, CounterpartKind, Direction, ExceptionNote, FollowUpStatus, NewFollowUp,
@@ -41,10 +40,7 @@ struct People {
 }
 
 fn act(user: &User, role: Role) -> Acting {
-    Acting {
-        user: user.id,
-        role,
-    }
+    Acting { user: user.id, role }
 }
 
 fn days_ago(today: NaiveDate, n: u64) -> NaiveDate {
@@ -66,14 +62,7 @@ fn contact(name: &str, email: &str, title: &str) -> Contact {
 
 async fn seed(state: &AppState) -> Result<(), ApiError> {
     let user = |email: &'static str, name: &'static str, roles: Vec<Role>| async move {
-        app::add_user(
-            state,
-            &format!("{email}@demo.ordertrail.dev"),
-            name,
-            roles,
-            None,
-        )
-        .await
+        app::add_user(state, &format!("{email}@demo.ordertrail.dev"), name, roles, None).await
     };
     user("admin", "Ada Admin", vec![Role::Admin]).await?;
     let p = People {
@@ -83,12 +72,7 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         lea: user("lea", "Léa Martin", vec![Role::Design]).await?,
         leo: user("leo", "Leo Park", vec![Role::Logistics]).await?,
         ivy: user("ivy", "Ivy Ross", vec![Role::IpOwner]).await?,
-        max: user(
-            "max",
-            "Max Müller",
-            vec![Role::Manufacturer, Role::Operations],
-        )
-        .await?,
+        max: user("max", "Max Müller", vec![Role::Manufacturer, Role::Operations]).await?,
     };
     user("dana", "Dana Brooks", vec![Role::SalesDirector]).await?;
     user("fay", "Fay Wong", vec![Role::Finance]).await?;
@@ -100,11 +84,7 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         NewCustomer {
             name: "Royal Lyceum Theatre".into(),
             language: Language::English,
-            contacts: vec![contact(
-                "Margaret Hale",
-                "margaret@lyceum.example",
-                "Producer",
-            )],
+            contacts: vec![contact("Margaret Hale", "margaret@lyceum.example", "Producer")],
             notes: Some("Season opens in spring; fittings on Tuesdays.".into()),
         },
     )
@@ -214,14 +194,8 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
     )
     .await?;
     let contract = BTreeMap::from([
-        (
-            "contract_signed_on".to_string(),
-            days_ago(today, 19).to_string(),
-        ),
-        (
-            "deposit_received_on".to_string(),
-            days_ago(today, 18).to_string(),
-        ),
+        ("contract_signed_on".to_string(), days_ago(today, 19).to_string()),
+        ("deposit_received_on".to_string(), days_ago(today, 18).to_string()),
     ]);
     move_to(state, amy, &hamlet, "design", contract).await?;
     complete(
@@ -232,14 +206,7 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         Some("Margaret Hale (Producer)"),
     )
     .await?;
-    move_to(
-        state,
-        act(&p.lea, Role::Design),
-        &hamlet,
-        "pattern",
-        BTreeMap::new(),
-    )
-    .await?;
+    move_to(state, act(&p.lea, Role::Design), &hamlet, "pattern", BTreeMap::new()).await?;
     follow_up(
         state,
         amy,
@@ -250,10 +217,7 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
     )
     .await?;
 
-    let nutcracker_people = people(&[
-        (Relation::Production, p.omar.id),
-        (Relation::Customer, margaret.id),
-    ]);
+    let nutcracker_people = people(&[(Relation::Production, p.omar.id), (Relation::Customer, margaret.id)]);
     let nutcracker = app::create_order(
         state,
         amy,
@@ -314,12 +278,9 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         transition(o, confirm("confirmed"), ctx)
     })
     .await?;
-    app::change_order(
-        state,
-        act(&p.max, Role::Manufacturer),
-        bracket.id,
-        |o, ctx| transition(o, confirm("in_production"), ctx),
-    )
+    app::change_order(state, act(&p.max, Role::Manufacturer), bracket.id, |o, ctx| {
+        transition(o, confirm("in_production"), ctx)
+    })
     .await?;
     let enclosure_people = people(&[
         (Relation::IpOwner, p.ivy.id),
@@ -354,23 +315,13 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
             "21600.00",
             12,
             days_ahead(today, 9),
-            people(&[
-                (Relation::Production, p.omar.id),
-                (Relation::Logistics, p.leo.id),
-            ]),
+            people(&[(Relation::Production, p.omar.id), (Relation::Logistics, p.leo.id)]),
         ),
     )
     .await?;
     move_to(state, amy, &chairs, "in_production", BTreeMap::new()).await?;
     complete(state, amy, &chairs, "order_confirmed", None).await?;
-    complete(
-        state,
-        act(&p.omar, Role::Operations),
-        &chairs,
-        "production_start",
-        None,
-    )
-    .await?;
+    complete(state, act(&p.omar, Role::Operations), &chairs, "production_start", None).await?;
     let cartons = app::create_order(
         state,
         amy,
@@ -389,19 +340,9 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
     move_to(state, amy, &cartons, "in_production", BTreeMap::new()).await?;
     let shipping = BTreeMap::from([
         ("carrier".to_string(), "UPS".to_string()),
-        (
-            "tracking_number".to_string(),
-            "1Z999AA10123456784".to_string(),
-        ),
+        ("tracking_number".to_string(), "1Z999AA10123456784".to_string()),
     ]);
-    move_to(
-        state,
-        act(&p.leo, Role::Logistics),
-        &cartons,
-        "shipped",
-        shipping,
-    )
-    .await?;
+    move_to(state, act(&p.leo, Role::Logistics), &cartons, "shipped", shipping).await?;
     Ok(())
 }
 
@@ -418,11 +359,9 @@ async fn move_to(
         confirm: true,
         ..Default::default()
     };
-    app::change_order(state, acting, order.id, |o, ctx| {
-        transition(o, req.clone(), ctx)
-    })
-    .await
-    .map(drop)
+    app::change_order(state, acting, order.id, |o, ctx| transition(o, req.clone(), ctx))
+        .await
+        .map(drop)
 }
 
 async fn complete(

@@ -90,15 +90,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ORDERTRAIL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ORDERTRAIL_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -127,13 +123,9 @@ async fn open(cli: &Cli) -> Result<(Config, AppState, Arc<SqliteStore>), String>
             config.database_url
         ));
     }
-    let store = SqliteStore::open(
-        &config.database_url,
-        config.durability,
-        Arc::new(org.workflows.clone()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let store = SqliteStore::open(&config.database_url, config.durability, Arc::new(org.workflows.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let store = Arc::new(store);
     let state = AppState {
@@ -161,9 +153,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 config.database_url
             );
             if *demo {
-                let token = demo::ensure(&state)
-                    .await
-                    .map_err(|e| format!("demo data: {e}"))?;
+                let token = demo::ensure(&state).await.map_err(|e| format!("demo data: {e}"))?;
                 println!(
                     "Demo organisation ready. Admin token (shown once):\n  {token}\nTry:\n  curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/orders"
                 );
@@ -215,13 +205,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             command: TokenCommand::Issue { email },
         } => {
             let (_, state, _) = open(&cli).await?;
-            let (user, token) = app::issue_token(&state, email)
-                .await
-                .map_err(|e| e.to_string())?;
-            eprintln!(
-                "token for {} <{}> (shown once, store it now):",
-                user.name, user.email
-            );
+            let (user, token) = app::issue_token(&state, email).await.map_err(|e| e.to_string())?;
+            eprintln!("token for {} <{}> (shown once, store it now):", user.name, user.email);
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
@@ -229,17 +214,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let (_, state, _) = open(&cli).await?;
             let report = state.store.verify().await.map_err(|e| e.to_string())?;
             if report.broken.is_empty() {
-                println!(
-                    "ok: {} events in {} chains verified",
-                    report.events, report.streams
-                );
+                println!("ok: {} events in {} chains verified", report.events, report.streams);
                 Ok(ExitCode::SUCCESS)
             } else {
                 for link in &report.broken {
-                    let name = link.order_number.as_deref().map_or_else(
-                        || format!("stream {}", link.stream_id),
-                        |n| format!("order {n}"),
-                    );
+                    let name = link
+                        .order_number
+                        .as_deref()
+                        .map_or_else(|| format!("stream {}", link.stream_id), |n| format!("order {n}"));
                     println!(
                         "BROKEN: {name}: first broken link at event {}: {}",
                         link.seq, link.problem

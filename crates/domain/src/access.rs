@@ -69,13 +69,7 @@ impl FieldVisibility {
             ),
             customer_contact: matches!(
                 role,
-                Admin
-                    | AccountManager
-                    | SalesCoordinator
-                    | SalesDirector
-                    | Finance
-                    | Logistics
-                    | Customer
+                Admin | AccountManager | SalesCoordinator | SalesDirector | Finance | Logistics | Customer
             ),
             internal: role != Customer,
         }

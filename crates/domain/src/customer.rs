@@ -84,11 +84,7 @@ pub struct Customer {
 }
 
 impl NewCustomer {
-    pub fn into_customer(
-        self,
-        id: CustomerId,
-        now: DateTime<Utc>,
-    ) -> Result<Customer, DomainError> {
+    pub fn into_customer(self, id: CustomerId, now: DateTime<Utc>) -> Result<Customer, DomainError> {
         let mut problems = Problems::new();
         problems.text("name", &self.name, MAX_NAME);
         problems.optional_text("notes", self.notes.as_deref(), MAX_TEXT);
@@ -142,10 +138,7 @@ impl User {
             problems.add("roles", "a user needs at least one role");
         }
         if customer_id.is_some() && !roles.contains(&Role::Customer) {
-            problems.add(
-                "customer",
-                "only a user with the customer role belongs to a customer",
-            );
+            problems.add("customer", "only a user with the customer role belongs to a customer");
         }
         problems.into_result()?;
         let mut unique = Vec::new();

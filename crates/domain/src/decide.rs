@@ -9,12 +9,12 @@ use crate::follow_up::NewFollowUp;
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
 use crate::money::Money;
 use crate::order::{
-    ChecklistItem, DepartmentContact, Evidence, LineItem, Milestone, Order, OrderType, Participant,
-    Relation, planned_date,
+    ChecklistItem, DepartmentContact, Evidence, LineItem, Milestone, Order, OrderType, Participant, Relation,
+    planned_date,
 };
 use crate::role::Role;
 use crate::tracking::check_tracking_url;
-use crate::workflow::{GuardInput, Workflow};
+use crate::workflow::{Guard, GuardInput, Workflow};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -93,9 +93,7 @@ impl PlannedOrder {
     pub fn created(&self, number: String) -> OrderEvent {
         let mut order = self.order.clone();
         order.number = number;
-        OrderEvent::OrderCreated {
-            order: Box::new(order),
-        }
+        OrderEvent::OrderCreated { order: Box::new(order) }
     }
 }
 
@@ -116,11 +114,7 @@ pub fn plan_order(
     }
     let mut p = Problems::new();
     p.text("title", &input.title, MAX_NAME);
-    p.optional_text(
-        "special_requirements",
-        input.special_requirements.as_deref(),
-        MAX_TEXT,
-    );
+    p.optional_text("special_requirements", input.special_requirements.as_deref(), MAX_TEXT);
     let order_date = input.order_date.unwrap_or(ctx.today);
     if input.promised_date < order_date {
         p.add(
@@ -135,16 +129,8 @@ pub fn plan_order(
         p.add("line_items", "at most 500 line items");
     }
     for (i, item) in input.line_items.iter().enumerate() {
-        p.text(
-            &format!("line_items[{i}].description"),
-            &item.description,
-            MAX_TEXT,
-        );
-        p.optional_text(
-            &format!("line_items[{i}].notes"),
-            item.notes.as_deref(),
-            MAX_TEXT,
-        );
+        p.text(&format!("line_items[{i}].description"), &item.description, MAX_TEXT);
+        p.optional_text(&format!("line_items[{i}].notes"), item.notes.as_deref(), MAX_TEXT);
         if item.quantity < 1 {
             p.add(format!("line_items[{i}].quantity"), "must be at least 1");
         }
@@ -173,16 +159,8 @@ pub fn plan_order(
             &contact.department,
             MAX_NAME,
         );
-        p.text(
-            &format!("department_contacts[{i}].name"),
-            &contact.name,
-            MAX_NAME,
-        );
-        p.optional_text(
-            &format!("department_contacts[{i}].phone"),
-            contact.phone.as_deref(),
-            50,
-        );
+        p.text(&format!("department_contacts[{i}].name"), &contact.name, MAX_NAME);
+        p.optional_text(&format!("department_contacts[{i}].phone"), contact.phone.as_deref(), 50);
         p.optional_text(
             &format!("department_contacts[{i}].email"),
             contact.email.as_deref(),
@@ -199,36 +177,20 @@ pub fn plan_order(
         let field = format!("people[{i}].user_id");
         match ctx.people_roles.get(&person.user_id) {
             None => p.add(field, "no such user"),
-            Some(roles)
-                if person.relation == Relation::Customer && !roles.contains(&Role::Customer) =>
-            {
-                p.add(
-                    field,
-                    "the customer on an order must be a user with the customer role",
-                )
+            Some(roles) if person.relation == Relation::Customer && !roles.contains(&Role::Customer) => {
+                p.add(field, "the customer on an order must be a user with the customer role")
             }
-            Some(roles)
-                if person.relation != Relation::Customer && !roles.iter().any(|r| r.is_staff()) =>
-            {
-                p.add(
-                    field,
-                    format!(
-                        "a {} must be a staff user, not a customer",
-                        person.relation.as_str()
-                    ),
-                )
-            }
+            Some(roles) if person.relation != Relation::Customer && !roles.iter().any(|r| r.is_staff()) => p.add(
+                field,
+                format!("a {} must be a staff user, not a customer", person.relation.as_str()),
+            ),
             Some(_) => {}
         }
         if people[..i].contains(person) {
             p.add(format!("people[{i}]"), "is listed twice");
         }
     }
-    match people
-        .iter()
-        .filter(|x| x.relation == Relation::Owner)
-        .count()
-    {
+    match people.iter().filter(|x| x.relation == Relation::Owner).count() {
         0 if acting.role.is_staff() => people.insert(
             0,
             Participant {
@@ -283,6 +245,7 @@ pub fn plan_order(
                 complete_roles: plan.complete_roles.clone(),
                 deliverable: plan.deliverable.clone(),
                 client_action: plan.client_action,
+                after_delivery: plan.after_delivery,
                 checklist: plan
                     .checklist
                     .iter()
@@ -376,9 +339,7 @@ impl ChangeContext<'_> {
         if can_see(order, self.acting.user, self.acting.role, self.access) {
             Ok(())
         } else {
-            Err(DomainError::NotFound {
-                what: "order".into(),
-            })
+            Err(DomainError::NotFound { what: "order".into() })
         }
     }
 
@@ -413,11 +374,6 @@ pub fn transition(
         p.text(&format!("fields.{key}"), key, 64);
         p.optional_text(&format!("fields.{key}"), Some(value), 2000);
     }
-    if let Some(url) = req.fields.get("tracking_url")
-        && let Err(why) = check_tracking_url(url)
-    {
-        p.add("fields.tracking_url", why);
-    }
     p.into_result()?;
     if wf.status(&req.to).is_none() {
         return Err(DomainError::UnknownStatus {
@@ -443,20 +399,47 @@ pub fn transition(
         fields: &req.fields,
         confirmed: req.confirm,
     };
-    let failures: Vec<GuardFailure> = t
-        .guards
-        .iter()
-        .filter_map(|g| g.evaluate(&input).err())
-        .collect();
+    let failures: Vec<GuardFailure> = t.guards.iter().filter_map(|g| g.evaluate(&input).err()).collect();
     if !failures.is_empty() {
         return Err(DomainError::GuardsFailed(failures));
     }
+    // A tracking URL given where no guard asks for one must still be valid: the customer will follow it (R21).
+    let guarded = |field: &str| {
+        t.guards
+            .iter()
+            .any(|g| matches!(g, Guard::Field { field: f, .. } if f == field))
+    };
+    if let Some(url) = req.fields.get("tracking_url").filter(|_| !guarded("tracking_url"))
+        && let Err(why) = check_tracking_url(url)
+    {
+        return Err(DomainError::invalid(
+            "fields.tracking_url",
+            format!("tracking_url {why}"),
+        ));
+    }
+    let completes: Vec<_> = order
+        .milestones
+        .iter()
+        .filter(|m| m.completed_at.is_none() && t.completes.contains(&m.key))
+        .map(|m| OrderEvent::MilestoneCompleted {
+            milestone_id: m.id,
+            completed_at: ctx.now,
+            completed_by: ctx.acting.user,
+            evidence: Evidence {
+                note: Some(format!("Completed by the transition to {}", t.name)),
+                ..Evidence::default()
+            },
+            checklist: m.checklist.clone(),
+        })
+        .collect();
     let event = OrderEvent::StatusChanged {
         from: order.status.clone(),
         to: req.to,
         fields: req.fields,
     };
-    Ok(vec![(event, req.note)])
+    Ok(std::iter::once((event, req.note))
+        .chain(completes.into_iter().map(|e| (e, None)))
+        .collect())
 }
 
 /// Changes to one milestone: a new planned date (with its reason), a new owner, checklist items ticked.
@@ -481,14 +464,12 @@ pub struct MilestoneChange {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
     }
 }
 
-fn milestone<'a>(order: &'a Order, id: MilestoneId) -> Result<&'a Milestone, DomainError> {
+fn milestone(order: &Order, id: MilestoneId) -> Result<&Milestone, DomainError> {
     order.milestone(id).ok_or_else(|| DomainError::NotFound {
         what: "milestone".into(),
     })
@@ -516,10 +497,7 @@ pub fn change_milestone(
             action: "replan or reassign milestones".into(),
         });
     }
-    if !change.checklist.is_empty()
-        && !ctx.workflow.replan_roles.contains(&role)
-        && !may_complete(m, ctx.acting)
-    {
+    if !change.checklist.is_empty() && !ctx.workflow.replan_roles.contains(&role) && !may_complete(m, ctx.acting) {
         return Err(DomainError::RoleNotAllowed {
             role,
             action: format!("tick the checklist of '{}'", m.name),
@@ -608,8 +586,7 @@ fn ticked(checklist: &[ChecklistItem], ticks: &BTreeMap<String, bool>) -> Vec<Ch
 }
 
 fn may_complete(m: &Milestone, acting: Acting) -> bool {
-    m.complete_roles.contains(&acting.role)
-        || (m.owner_id == Some(acting.user) && acting.role.is_staff())
+    m.complete_roles.contains(&acting.role) || (m.owner_id == Some(acting.user) && acting.role.is_staff())
 }
 
 /// Completion of a milestone: when, with what evidence, and the checklist's final ticks (R33, R4).
@@ -665,30 +642,17 @@ pub fn complete_milestone(
     }
     let evidence = completion.evidence;
     p.optional_text("evidence.note", evidence.note.as_deref(), MAX_TEXT);
-    p.optional_text(
-        "evidence.approved_by",
-        evidence.approved_by.as_deref(),
-        MAX_NAME,
-    );
+    p.optional_text("evidence.approved_by", evidence.approved_by.as_deref(), MAX_NAME);
     if evidence.attachments.len() > 20 {
         p.add("evidence.attachments", "at most 20 attachments");
     }
-    if m.client_action
-        && evidence
-            .approved_by
-            .as_deref()
-            .is_none_or(|a| a.trim().is_empty())
-    {
+    if m.client_action && evidence.approved_by.as_deref().is_none_or(|a| a.trim().is_empty()) {
         p.add(
             "evidence.approved_by",
             format!("'{}' waits on the client: record who approved it", m.name),
         );
     }
-    let ticks: BTreeMap<String, bool> = completion
-        .checklist
-        .iter()
-        .map(|item| (item.clone(), true))
-        .collect();
+    let ticks: BTreeMap<String, bool> = completion.checklist.iter().map(|item| (item.clone(), true)).collect();
     for name in ticks.keys() {
         if !m.checklist.iter().any(|c| &c.item == name) {
             p.add(
@@ -698,16 +662,9 @@ pub fn complete_milestone(
         }
     }
     let checklist = ticked(&m.checklist, &ticks);
-    let undone: Vec<&str> = checklist
-        .iter()
-        .filter(|c| !c.done)
-        .map(|c| c.item.as_str())
-        .collect();
+    let undone: Vec<&str> = checklist.iter().filter(|c| !c.done).map(|c| c.item.as_str()).collect();
     if !undone.is_empty() {
-        p.add(
-            "checklist",
-            format!("items not done: {}", undone.join(", ")),
-        );
+        p.add("checklist", format!("items not done: {}", undone.join(", ")));
     }
     p.into_result()?;
     let note = evidence.note.clone();

@@ -37,11 +37,7 @@ pub enum DomainError {
     #[error("the role {role} may not {action}")]
     RoleNotAllowed { role: Role, action: String },
     #[error("no transition from '{from}' to '{to}' in workflow {workflow}")]
-    TransitionNotAllowed {
-        workflow: String,
-        from: String,
-        to: String,
-    },
+    TransitionNotAllowed { workflow: String, from: String, to: String },
     #[error("unknown status '{status}' in workflow {workflow}")]
     UnknownStatus { workflow: String, status: String },
     #[error("{}", .0.iter().map(|g| format!("guard {} not satisfied: {}", g.guard, g.missing.join(", "))).collect::<Vec<_>>().join("; "))]
@@ -84,10 +80,7 @@ impl Problems {
         let Some(value) = value else { return };
         let len = value.chars().count();
         if len > max {
-            self.add(
-                field,
-                format!("must be at most {max} characters (got {len})"),
-            );
+            self.add(field, format!("must be at most {max} characters (got {len})"));
         } else if value
             .chars()
             .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')

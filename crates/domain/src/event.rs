@@ -156,17 +156,8 @@ pub fn chain_hash(prev_hash: &str, link: &ChainLink<'_>) -> String {
     field(link.stream_id.as_bytes());
     field(&link.seq.to_be_bytes());
     field(link.event_id.as_bytes());
-    field(
-        link.at
-            .to_rfc3339_opts(SecondsFormat::Micros, true)
-            .as_bytes(),
-    );
-    field(
-        link.actor_id
-            .map(|id| *id.as_bytes())
-            .unwrap_or_default()
-            .as_slice(),
-    );
+    field(link.at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
+    field(link.actor_id.map(|id| *id.as_bytes()).unwrap_or_default().as_slice());
     field(link.acting_role.as_bytes());
     field(link.kind.as_bytes());
     match link.reason {
@@ -204,10 +195,7 @@ mod tests {
         assert_eq!(base.len(), 64);
         assert_eq!(base, chain_hash(GENESIS_HASH, &link));
         assert_ne!(base, chain_hash(&base, &link));
-        assert_ne!(
-            base,
-            chain_hash(GENESIS_HASH, &ChainLink { seq: 2, ..link })
-        );
+        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { seq: 2, ..link }));
         assert_ne!(
             base,
             chain_hash(
@@ -218,26 +206,8 @@ mod tests {
                 }
             )
         );
-        assert_ne!(
-            base,
-            chain_hash(
-                GENESIS_HASH,
-                &ChainLink {
-                    payload: "{ }",
-                    ..link
-                }
-            )
-        );
-        assert_ne!(
-            base,
-            chain_hash(
-                GENESIS_HASH,
-                &ChainLink {
-                    reason: None,
-                    ..link
-                }
-            )
-        );
+        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { payload: "{ }", ..link }));
+        assert_ne!(base, chain_hash(GENESIS_HASH, &ChainLink { reason: None, ..link }));
         assert_ne!(
             base,
             chain_hash(

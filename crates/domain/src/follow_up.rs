@@ -165,13 +165,12 @@ impl NewFollowUp {
             .any(|(_, v)| v.as_deref().is_some_and(|t| !t.trim().is_empty()))
             || self.exception.is_some();
         if !has_content {
-            p.add("summary", "a follow-up needs a summary, progress details, next step, client feedback or an exception");
+            p.add(
+                "summary",
+                "a follow-up needs a summary, progress details, next step, client feedback or an exception",
+            );
         }
-        p.optional_text(
-            "counterpart.name",
-            self.counterpart.name.as_deref(),
-            MAX_NAME,
-        );
+        p.optional_text("counterpart.name", self.counterpart.name.as_deref(), MAX_NAME);
         let occurred_at = self.occurred_at.unwrap_or(now);
         if occurred_at > now + TimeDelta::minutes(5) {
             p.add("occurred_at", "must not be in the future");

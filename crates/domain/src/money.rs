@@ -33,29 +33,20 @@ impl Money {
         }
         let exp = exponent(currency);
         let (whole, frac) = amount.split_once('.').unwrap_or((amount, ""));
-        if whole.is_empty()
-            || !whole.bytes().all(|b| b.is_ascii_digit())
-            || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!(
                 "amount '{amount}' must be a non-negative decimal number such as 1250.00"
             ));
         }
         if frac.len() > exp as usize {
-            return Err(format!(
-                "amount '{amount}' has more than {exp} decimals for {currency}"
-            ));
+            return Err(format!("amount '{amount}' has more than {exp} decimals for {currency}"));
         }
         let scale = 10i64.pow(exp);
-        let whole: i64 = whole
-            .parse()
-            .map_err(|_| format!("amount '{amount}' is too large"))?;
+        let whole: i64 = whole.parse().map_err(|_| format!("amount '{amount}' is too large"))?;
         let frac_value: i64 = if frac.is_empty() {
             0
         } else {
-            format!("{frac:0<width$}", width = exp as usize)
-                .parse()
-                .unwrap_or(0)
+            format!("{frac:0<width$}", width = exp as usize).parse().unwrap_or(0)
         };
         let minor = whole
             .checked_mul(scale)
@@ -119,10 +110,7 @@ mod tests {
         assert_eq!(Money::parse("USD", "0.01").unwrap().minor, 1);
         assert_eq!(Money::parse("JPY", "1250").unwrap().minor, 1250);
         assert_eq!(Money::parse("KWD", "1.234").unwrap().minor, 1234);
-        assert_eq!(
-            Money::parse("USD", "1250.50").unwrap().amount_string(),
-            "1250.50"
-        );
+        assert_eq!(Money::parse("USD", "1250.50").unwrap().amount_string(), "1250.50");
         assert!(Money::parse("USD", "1.234").is_err());
         assert!(Money::parse("JPY", "1.5").is_err());
         assert!(Money::parse("USD", "-5").is_err());

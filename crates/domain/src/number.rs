@@ -24,8 +24,7 @@ pub const DEFAULT_PATTERN: &str = "ORD{yyyy}{mm}{dd}{seq:3}";
 
 impl Default for NumberPattern {
     fn default() -> Self {
-        NumberPattern::parse(DEFAULT_PATTERN)
-            .unwrap_or_else(|_| unreachable!("the default pattern parses"))
+        NumberPattern::parse(DEFAULT_PATTERN).unwrap_or_else(|_| unreachable!("the default pattern parses"))
     }
 }
 
@@ -36,9 +35,9 @@ impl NumberPattern {
         let mut rest = pattern;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('{') {
-                let end = after.find('}').ok_or_else(|| {
-                    format!("order number pattern '{pattern}': a '{{' is not closed")
-                })?;
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| format!("order number pattern '{pattern}': a '{{' is not closed"))?;
                 let token = &after[..end];
                 parts.push(match token {
                     "yyyy" => Part::Year4,

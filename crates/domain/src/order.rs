@@ -133,6 +133,9 @@ pub struct Milestone {
     pub complete_roles: Vec<Role>,
     pub deliverable: Option<String>,
     pub client_action: bool,
+    /// Planned after delivery (after-sales): does not count against the promised date.
+    #[serde(default)]
+    pub after_delivery: bool,
     pub checklist: Vec<ChecklistItem>,
     pub completed_at: Option<DateTime<Utc>>,
     pub completed_by: Option<UserId>,
@@ -193,16 +196,12 @@ impl Order {
 
     /// The user with `relation` on this order (the first one, for relations that allow several).
     pub fn person(&self, relation: Relation) -> Option<UserId> {
-        self.people
-            .iter()
-            .find(|p| p.relation == relation)
-            .map(|p| p.user_id)
+        self.people.iter().find(|p| p.relation == relation).map(|p| p.user_id)
     }
 
     /// Whether `user` is attached to the order: as one of its people or as a milestone owner.
     pub fn involves(&self, user: UserId) -> bool {
-        self.people.iter().any(|p| p.user_id == user)
-            || self.milestones.iter().any(|m| m.owner_id == Some(user))
+        self.people.iter().any(|p| p.user_id == user) || self.milestones.iter().any(|m| m.owner_id == Some(user))
     }
 
     /// Applies one event. `at` is the event's time; `version` moves by one per event.
@@ -217,16 +216,12 @@ impl Order {
                     self.fields.insert(key.clone(), value.clone());
                 }
             }
-            OrderEvent::MilestoneReplanned {
-                milestone_id, to, ..
-            } => {
+            OrderEvent::MilestoneReplanned { milestone_id, to, .. } => {
                 if let Some(m) = self.milestone_mut(*milestone_id) {
                     m.planned_on = *to;
                 }
             }
-            OrderEvent::MilestoneOwnerChanged {
-                milestone_id, to, ..
-            } => {
+            OrderEvent::MilestoneOwnerChanged { milestone_id, to, .. } => {
                 if let Some(m) = self.milestone_mut(*milestone_id) {
                     m.owner_id = *to;
                 }
@@ -255,7 +250,9 @@ impl Order {
             }
             OrderEvent::FollowUpLogged { follow_up } => {
                 let subject = follow_up.subject();
-                self.open_exceptions.retain(|e| e.subject != subject);
+                // A later report on the same subject supersedes an exception; a back-dated one does not.
+                self.open_exceptions
+                    .retain(|e| e.subject != subject || e.since > follow_up.occurred_at);
                 if follow_up.status == FollowUpStatus::ExceptionPending
                     && let Some(exception) = &follow_up.exception
                 {
@@ -268,8 +265,7 @@ impl Order {
                     });
                 }
                 if follow_up.is_client_update() {
-                    self.last_client_update_at =
-                        self.last_client_update_at.max(Some(follow_up.occurred_at));
+                    self.last_client_update_at = self.last_client_update_at.max(Some(follow_up.occurred_at));
                 }
                 self.last_follow_up_at = self.last_follow_up_at.max(Some(follow_up.occurred_at));
             }
@@ -291,5 +287,6 @@ pub fn planned_date(due: DueDef, order_date: NaiveDate, promised_date: NaiveDate
     } else {
         anchor.checked_sub_days(days)
     };
-    date.unwrap_or(anchor)
+    // A short order squeezes its plan: nothing is planned before the order date.
+    date.unwrap_or(anchor).max(order_date)
 }

@@ -67,16 +67,13 @@ pub struct HealthInputs {
 
 impl HealthInputs {
     pub fn of(order: &Order, wf: &Workflow) -> HealthInputs {
-        let open = order
-            .milestones
-            .iter()
-            .filter(|m| m.completed_at.is_none())
-            .map(|m| m.planned_on);
+        let open = order.milestones.iter().filter(|m| m.completed_at.is_none());
         HealthInputs {
             awaits_delivery: wf.awaits_delivery(&order.status),
             promised_date: order.promised_date,
-            next_due_on: open.clone().min(),
-            last_planned_on: open.max(),
+            next_due_on: open.clone().map(|m| m.planned_on).min(),
+            // After-sales nodes are planned past the promise on purpose.
+            last_planned_on: open.filter(|m| !m.after_delivery).map(|m| m.planned_on).max(),
             open_exceptions: order.open_exceptions.len(),
         }
     }
@@ -142,21 +139,13 @@ pub struct Progress {
 }
 
 pub fn progress(order: &Order, wf: &Workflow, today: NaiveDate, policy: &HealthPolicy) -> Progress {
-    let open: Vec<_> = order
-        .milestones
-        .iter()
-        .filter(|m| m.completed_at.is_none())
-        .collect();
+    let open: Vec<_> = order.milestones.iter().filter(|m| m.completed_at.is_none()).collect();
     let next = open.iter().min_by_key(|m| (m.planned_on, m.position));
     let total = order.milestones.len();
     let percent_complete = if total == 0 {
-        if wf.is_terminal(&order.status) {
-            100
-        } else {
-            0
-        }
+        if wf.is_terminal(&order.status) { 100 } else { 0 }
     } else {
-        ((total - open.len()) * 100 / total) as u8
+        ((total - open.len()) * 100).checked_div(total).unwrap_or(0) as u8
     };
     let phase_id = wf
         .status(&order.status)

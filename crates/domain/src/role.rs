@@ -5,9 +5,7 @@ use std::{fmt, str::FromStr};
 use utoipa::ToSchema;
 
 /// A role in the business. The acting role is chosen per request and recorded on every event.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,

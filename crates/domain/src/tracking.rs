@@ -37,14 +37,11 @@ impl Carrier {
     }
 
     fn pattern(self) -> Option<(&'static Regex, &'static str)> {
-        static UPS: LazyLock<Regex> =
-            LazyLock::new(|| anchored(r"1Z[0-9A-Z]{16}|T\d{10}|\d{9}|\d{26}"));
+        static UPS: LazyLock<Regex> = LazyLock::new(|| anchored(r"1Z[0-9A-Z]{16}|T\d{10}|\d{9}|\d{26}"));
         static FEDEX: LazyLock<Regex> = LazyLock::new(|| anchored(r"\d{12}|\d{15}|\d{20}|\d{22}"));
-        static DHL: LazyLock<Regex> = LazyLock::new(|| {
-            anchored(r"\d{10,11}|JJD\d{18,20}|JVGL\d{16,20}|GM\d{16,18}|[A-Z]{2}\d{9}[A-Z]{2}")
-        });
-        static USPS: LazyLock<Regex> =
-            LazyLock::new(|| anchored(r"9[1-5]\d{18,20}|\d{20,22}|[A-Z]{2}\d{9}US"));
+        static DHL: LazyLock<Regex> =
+            LazyLock::new(|| anchored(r"\d{10,11}|JJD\d{18,20}|JVGL\d{16,20}|GM\d{16,18}|[A-Z]{2}\d{9}[A-Z]{2}"));
+        static USPS: LazyLock<Regex> = LazyLock::new(|| anchored(r"9[1-5]\d{18,20}|\d{20,22}|[A-Z]{2}\d{9}US"));
         static SF: LazyLock<Regex> = LazyLock::new(|| anchored(r"SF\d{12,13}|\d{12}"));
         Some(match self {
             Carrier::Ups => (
@@ -95,9 +92,9 @@ pub fn check_tracking_number(carrier: Carrier, raw: &str) -> Result<(), String> 
         return Err("is empty".into());
     }
     match carrier.pattern() {
-        Some((re, shape)) if !re.is_match(&number) => Err(format!(
-            "is not a valid {carrier:?} tracking number: expected {shape}"
-        )),
+        Some((re, shape)) if !re.is_match(&number) => {
+            Err(format!("is not a valid {carrier:?} tracking number: expected {shape}"))
+        }
         _ => Ok(()),
     }
 }
@@ -108,9 +105,7 @@ mod tests {
 
     #[test]
     fn tracking_urls_need_http_and_a_host() {
-        assert!(
-            check_tracking_url("https://www.ups.com/track?tracknum=1Z999AA10123456784").is_ok()
-        );
+        assert!(check_tracking_url("https://www.ups.com/track?tracknum=1Z999AA10123456784").is_ok());
         assert!(check_tracking_url("http://track.example.com/x").is_ok());
         assert!(check_tracking_url("ftp://ups.com/x").is_err());
         assert!(check_tracking_url("https://").is_err());

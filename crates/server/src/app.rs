@@ -36,25 +36,15 @@ pub async fn add_user(
     if let Some(id) = customer
         && state.store.customer(id).await?.is_none()
     {
-        return Err(ApiError::invalid(vec![
-            ordertrail_domain::error::FieldError::new("customer", "no such customer"),
-        ]));
+        return Err(ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
+            "customer",
+            "no such customer",
+        )]));
     }
-    let user = User::new(
-        UserId(Uuid::now_v7()),
-        email,
-        name,
-        roles,
-        customer,
-        state.now(),
-    )?;
+    let user = User::new(UserId(Uuid::now_v7()), email, name, roles, customer, state.now())?;
     state
         .store
-        .record_org_event(event(
-            state,
-            Actor::System,
-            OrgEvent::UserAdded { user: user.clone() },
-        ))
+        .record_org_event(event(state, Actor::System, OrgEvent::UserAdded { user: user.clone() }))
         .await?;
     Ok(user)
 }
@@ -87,11 +77,7 @@ const CUSTOMER_EDITORS: [Role; 4] = [
     Role::SalesDirector,
 ];
 
-pub async fn create_customer(
-    state: &AppState,
-    acting: Acting,
-    input: NewCustomer,
-) -> ApiResult<Customer> {
+pub async fn create_customer(state: &AppState, acting: Acting, input: NewCustomer) -> ApiResult<Customer> {
     if !CUSTOMER_EDITORS.contains(&acting.role) {
         return Err(DomainError::RoleNotAllowed {
             role: acting.role,
@@ -141,16 +127,12 @@ pub async fn create_order(state: &AppState, acting: Acting, input: NewOrder) -> 
             ),
         )])
     })?;
-    let customer = state
-        .store
-        .customer(input.customer_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
-                "customer_id",
-                "no such customer",
-            )])
-        })?;
+    let customer = state.store.customer(input.customer_id).await?.ok_or_else(|| {
+        ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
+            "customer_id",
+            "no such customer",
+        )])
+    })?;
     let mut named: Vec<UserId> = input
         .people
         .iter()
@@ -159,8 +141,7 @@ pub async fn create_order(state: &AppState, acting: Acting, input: NewOrder) -> 
         .collect();
     named.sort();
     named.dedup();
-    let people_roles: BTreeMap<UserId, Vec<Role>> =
-        state.store.user_roles(&named).await?.into_iter().collect();
+    let people_roles: BTreeMap<UserId, Vec<Role>> = state.store.user_roles(&named).await?.into_iter().collect();
     let now = state.now();
     let ctx = OrderContext {
         workflow,

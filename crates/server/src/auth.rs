@@ -29,25 +29,16 @@ pub fn hash_token(token: &str) -> String {
 
 /// The signed-in user, from the Authorization header.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "send a token: Authorization: Bearer <token> (see `ordertrail token issue`)",
-            )
-        })?;
+    let value = headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("send a token: Authorization: Bearer <token> (see `ordertrail token issue`)")
+    })?;
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be: Bearer <token>")
-        })?;
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be: Bearer <token>"))?;
     state
         .store
         .user_by_token_hash(&hash_token(token))
@@ -87,10 +78,7 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let user = authenticate(state, &parts.headers).await?;
         let asked = match parts.headers.get(ROLE_HEADER) {
             None => None,
@@ -101,9 +89,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         let role = user.acting_role(asked).map_err(|e| match e {
             RoleChoiceError::NotHeld(_) => ApiError::forbidden(e.to_string()),
-            RoleChoiceError::Unknown(_) | RoleChoiceError::Ambiguous(_) => {
-                ApiError::bad_request(e.to_string())
-            }
+            RoleChoiceError::Unknown(_) | RoleChoiceError::Ambiguous(_) => ApiError::bad_request(e.to_string()),
         })?;
         Ok(Caller { user, role })
     }

@@ -62,10 +62,7 @@ impl Default for OrganisationConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -125,8 +122,7 @@ impl Config {
                 org.time_zone
             ))
         })?;
-        let number_pattern =
-            NumberPattern::parse(&org.order_number_pattern).map_err(ConfigError::Invalid)?;
+        let number_pattern = NumberPattern::parse(&org.order_number_pattern).map_err(ConfigError::Invalid)?;
         let mut extra = Vec::new();
         if let Some(dir) = &self.workflows_dir {
             let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Read {

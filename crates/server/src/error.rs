@@ -37,12 +37,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> ApiError {
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
         ApiError {
             status,
             slug,
@@ -53,23 +48,13 @@ impl ApiError {
         }
     }
     pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Not signed in",
-            detail,
-        )
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Not signed in", detail)
     }
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Bad request",
-            detail,
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
     }
     pub fn not_found(what: &str) -> ApiError {
         ApiError::new(
@@ -87,12 +72,7 @@ impl ApiError {
             .join("; ");
         ApiError {
             errors,
-            ..ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                "Invalid input",
-                detail,
-            )
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input", detail)
         }
     }
     pub fn status(&self) -> StatusCode {
@@ -105,12 +85,9 @@ impl From<DomainError> for ApiError {
         let detail = e.to_string();
         match e {
             DomainError::Invalid(errors) => ApiError::invalid(errors),
-            DomainError::RoleNotAllowed { .. } => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "role-not-allowed",
-                "Role not allowed",
-                detail,
-            ),
+            DomainError::RoleNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "role-not-allowed", "Role not allowed", detail)
+            }
             DomainError::TransitionNotAllowed { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "transition-not-allowed",
@@ -132,15 +109,10 @@ impl From<DomainError> for ApiError {
                     detail,
                 )
             },
-            DomainError::StaleVersion { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "stale-version",
-                "The order has changed",
-                detail,
-            ),
-            DomainError::Conflict(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+            DomainError::StaleVersion { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "stale-version", "The order has changed", detail)
             }
+            DomainError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             DomainError::NotFound { what } => ApiError::not_found(&what),
         }
     }
@@ -149,9 +121,7 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Conflict(detail) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
-            }
+            StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             StoreError::Unavailable(detail) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -50,12 +50,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "Body too large",
             "the request body must be at most 1 MiB",
         ),
-        other => ApiError::new(
-            other.status(),
-            "bad-body",
-            "Unreadable body",
-            other.body_text(),
-        ),
+        other => ApiError::new(other.status(), "bad-body", "Unreadable body", other.body_text()),
     }
 }
 
@@ -70,12 +65,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|q| ApiQuery(q.0))
             .map_err(|e: QueryRejection| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad-query",
-                    "Bad query string",
-                    e.body_text(),
-                )
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-query", "Bad query string", e.body_text())
             })
     }
 }

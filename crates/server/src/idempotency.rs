@@ -33,9 +33,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
-        })?
+        .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters"))?
         .to_string();
     let user = authenticate(&state, request.headers()).await?;
     let (parts, body) = request.into_parts();
@@ -73,12 +71,10 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
                     "this Idempotency-Key was used for a different request; use a new key",
                 ));
             }
-            let mut response =
-                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -91,9 +87,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
             "a request with this Idempotency-Key is still being handled; retry later",
         )),
         IdempotencyClaim::Claimed => {
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             if !response.status().is_success() {
                 state.store.release_idempotency_key(user.id, &key).await?;
                 return Ok(response);

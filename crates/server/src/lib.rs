@@ -79,10 +79,7 @@ pub fn router(state: AppState) -> axum::Router {
         axum::routing::get(move || async move { Json(doc.as_ref().clone()) }),
     )
     .fallback(|| async { ApiError::not_found("route") })
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::layer,
-    ))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
     .layer(DefaultBodyLimit::max(1 << 20))
     .layer(axum::middleware::map_response(problem_for_bare_errors))
     .layer(TraceLayer::new_for_http())

@@ -8,9 +8,7 @@ use ordertrail_domain::access::FieldVisibility;
 use ordertrail_domain::customer::Contact;
 use ordertrail_domain::ids::{CustomerId, OrderId};
 use ordertrail_domain::money::Money;
-use ordertrail_domain::order::{
-    DepartmentContact, LineItem, Milestone, Order, OrderType, Participant,
-};
+use ordertrail_domain::order::{DepartmentContact, LineItem, Milestone, Order, OrderType, Participant};
 use ordertrail_domain::progress::{Progress, progress};
 use ordertrail_domain::workflow::Guard;
 use serde::Serialize;

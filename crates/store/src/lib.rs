@@ -179,12 +179,7 @@ pub trait Store: Send + Sync + 'static {
         pattern: &NumberPattern,
         meta: Meta,
     ) -> Result<Order, StoreError>;
-    async fn change_order(
-        &self,
-        id: OrderId,
-        meta: Meta,
-        decide: &Decide<'_>,
-    ) -> Result<Order, WriteError>;
+    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError>;
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError>;
@@ -202,12 +197,6 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<IdempotencyClaim, StoreError>;
-    async fn finish_idempotency_key(
-        &self,
-        user: UserId,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError>;
+    async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError>;
 }

@@ -62,9 +62,7 @@ impl Guard {
     pub fn name(&self) -> String {
         match self {
             Guard::Field { field, .. } => format!("field:{field}"),
-            Guard::MilestonesDone {
-                phase: Some(phase), ..
-            } => format!("milestones_done:{phase}"),
+            Guard::MilestonesDone { phase: Some(phase), .. } => format!("milestones_done:{phase}"),
             Guard::MilestonesDone { milestones, .. } => {
                 format!("milestones_done:{}", milestones.join(","))
             }
@@ -77,38 +75,27 @@ impl Guard {
     pub(super) fn check_names(&self, def: &WorkflowDef) -> Result<(), String> {
         let milestone = |key: &str| def.milestones.iter().find(|m| m.key == key);
         match self {
-            Guard::Field { field, .. } if field.trim().is_empty() => {
-                Err("a field guard names no field".into())
-            }
+            Guard::Field { field, .. } if field.trim().is_empty() => Err("a field guard names no field".into()),
             Guard::Field { .. } | Guard::Confirmed => Ok(()),
             Guard::MilestonesDone {
                 phase: None,
                 milestones,
-            } if milestones.is_empty() => {
-                Err("guard milestones_done names neither a phase nor milestones".into())
-            }
+            } if milestones.is_empty() => Err("guard milestones_done names neither a phase nor milestones".into()),
             Guard::MilestonesDone { phase, milestones } => {
                 if let Some(phase) = phase
-                    && !def
-                        .milestones
-                        .iter()
-                        .any(|m| m.phase.as_deref() == Some(phase))
+                    && !def.milestones.iter().any(|m| m.phase.as_deref() == Some(phase))
                 {
                     return Err(format!(
                         "guard milestones_done names phase '{phase}', which no milestone has"
                     ));
                 }
                 match milestones.iter().find(|key| milestone(key).is_none()) {
-                    Some(key) => Err(format!(
-                        "guard milestones_done names unknown milestone '{key}'"
-                    )),
+                    Some(key) => Err(format!("guard milestones_done names unknown milestone '{key}'")),
                     None => Ok(()),
                 }
             }
             Guard::ChecklistDone { milestone: key } => match milestone(key) {
-                None => Err(format!(
-                    "guard checklist_done names unknown milestone '{key}'"
-                )),
+                None => Err(format!("guard checklist_done names unknown milestone '{key}'")),
                 Some(m) if m.checklist.is_empty() => Err(format!(
                     "guard checklist_done names milestone '{key}', which has no checklist"
                 )),
@@ -132,10 +119,7 @@ impl Guard {
                 .order
                 .milestones
                 .iter()
-                .filter(|m| {
-                    phase.as_ref().is_some_and(|p| m.phase.as_ref() == Some(p))
-                        || milestones.contains(&m.key)
-                })
+                .filter(|m| phase.as_ref().is_some_and(|p| m.phase.as_ref() == Some(p)) || milestones.contains(&m.key))
                 .filter(|m| m.completed_at.is_none())
                 .map(|m| format!("milestone '{}' is not completed", m.name))
                 .collect(),
@@ -148,19 +132,14 @@ impl Guard {
                     m.checklist
                         .iter()
                         .filter(|item| !item.done)
-                        .map(move |item| {
-                            format!("checklist item '{}' of '{}' is not done", item.item, m.name)
-                        })
+                        .map(move |item| format!("checklist item '{}' of '{}' is not done", item.item, m.name))
                 })
                 .collect(),
             Guard::Confirmed => {
                 if input.confirmed {
                     vec![]
                 } else {
-                    vec![
-                        "confirm must be true: double-check the order before changing its status"
-                            .into(),
-                    ]
+                    vec!["confirm must be true: double-check the order before changing its status".into()]
                 }
             }
         };

@@ -13,14 +13,8 @@ use utoipa::ToSchema;
 
 /// The bundled presets, one per seed flavour: (file name, TOML text).
 pub const PRESETS: [(&str, &str); 3] = [
-    (
-        "custom-production.toml",
-        include_str!("presets/custom-production.toml"),
-    ),
-    (
-        "make-to-order.toml",
-        include_str!("presets/make-to-order.toml"),
-    ),
+    ("custom-production.toml", include_str!("presets/custom-production.toml")),
+    ("make-to-order.toml", include_str!("presets/make-to-order.toml")),
     ("standard.toml", include_str!("presets/standard.toml")),
 ];
 
@@ -80,6 +74,9 @@ pub struct TransitionDef {
     /// Marks production work, which a paused order may not do (used by the payment policy).
     #[serde(default)]
     pub production_work: bool,
+    /// Milestones this transition completes (e.g. shipping completes "shipment").
+    #[serde(default)]
+    pub completes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +96,9 @@ pub struct MilestoneDef {
     /// The milestone waits on the customer (an approval, an availability, a receipt).
     #[serde(default)]
     pub client_action: bool,
+    /// Planned after delivery (after-sales follow-up): does not count against the promised date.
+    #[serde(default)]
+    pub after_delivery: bool,
     #[serde(default)]
     pub checklist: Vec<String>,
 }
@@ -156,6 +156,8 @@ pub struct Transition {
     pub roles: Vec<Role>,
     pub guards: Vec<Guard>,
     pub production_work: bool,
+    /// Milestones this transition completes.
+    pub completes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -168,6 +170,7 @@ pub struct MilestonePlan {
     pub complete_roles: Vec<Role>,
     pub deliverable: Option<String>,
     pub client_action: bool,
+    pub after_delivery: bool,
     pub checklist: Vec<String>,
 }
 
@@ -210,16 +213,8 @@ impl Workflow {
             problems.push("id must not be empty".into());
         }
         let phase_ids: BTreeSet<&str> = def.phases.iter().map(|p| p.id.as_str()).collect();
-        duplicates(
-            def.phases.iter().map(|p| p.id.as_str()),
-            "phase",
-            &mut problems,
-        );
-        duplicates(
-            def.statuses.iter().map(|s| s.id.as_str()),
-            "status",
-            &mut problems,
-        );
+        duplicates(def.phases.iter().map(|p| p.id.as_str()), "phase", &mut problems);
+        duplicates(def.statuses.iter().map(|s| s.id.as_str()), "status", &mut problems);
         duplicates(
             def.milestones.iter().map(|m| m.key.as_str()),
             "milestone",
@@ -227,19 +222,13 @@ impl Workflow {
         );
         let status_ids: BTreeSet<&str> = def.statuses.iter().map(|s| s.id.as_str()).collect();
         if !status_ids.contains(def.initial.as_str()) {
-            problems.push(format!(
-                "initial status '{}' is not one of the statuses",
-                def.initial
-            ));
+            problems.push(format!("initial status '{}' is not one of the statuses", def.initial));
         }
         for status in &def.statuses {
             if let Some(phase) = &status.phase
                 && !phase_ids.contains(phase.as_str())
             {
-                problems.push(format!(
-                    "status '{}' names unknown phase '{phase}'",
-                    status.id
-                ));
+                problems.push(format!("status '{}' names unknown phase '{phase}'", status.id));
             }
         }
         let create_roles = roles(&def.create_roles, "create_roles", &mut problems);
@@ -278,6 +267,7 @@ impl Workflow {
                     complete_roles,
                     deliverable: m.deliverable.clone(),
                     client_action: m.client_action,
+                    after_delivery: m.after_delivery,
                     checklist: m.checklist.clone(),
                 });
             }
@@ -299,6 +289,14 @@ impl Workflow {
             if t.roles.is_empty() {
                 problems.push(format!("{what} names no role that may make it"));
             }
+            if t.from.is_empty() {
+                problems.push(format!("{what} names no status it starts from"));
+            }
+            for key in &t.completes {
+                if !def.milestones.iter().any(|m| &m.key == key) {
+                    problems.push(format!("{what} completes unknown milestone '{key}'"));
+                }
+            }
             for guard in &t.guards {
                 if let Err(problem) = guard.check_names(&def) {
                     problems.push(format!("{what}: {problem}"));
@@ -316,6 +314,7 @@ impl Workflow {
                 roles: allowed,
                 guards: t.guards.clone(),
                 production_work: t.production_work,
+                completes: t.completes.clone(),
             });
         }
 
@@ -357,10 +356,7 @@ impl Workflow {
             phases: def
                 .phases
                 .into_iter()
-                .map(|p| Phase {
-                    id: p.id,
-                    name: p.name,
-                })
+                .map(|p| Phase { id: p.id, name: p.name })
                 .collect(),
             statuses: def
                 .statuses
@@ -389,8 +385,7 @@ impl Workflow {
     /// Whether an order in `status` still awaits delivery (neither terminal nor delivered): only such orders
     /// are judged against their promised date.
     pub fn awaits_delivery(&self, status: &str) -> bool {
-        self.status(status)
-            .is_some_and(|s| !s.terminal && !s.delivered)
+        self.status(status).is_some_and(|s| !s.terminal && !s.delivered)
     }
 
     /// The transition from `from` to `to`, if the workflow has one.
@@ -401,11 +396,7 @@ impl Workflow {
     }
 
     /// Transitions out of `from` that `role` may make.
-    pub fn transitions_for<'a>(
-        &'a self,
-        from: &'a str,
-        role: Role,
-    ) -> impl Iterator<Item = &'a Transition> + 'a {
+    pub fn transitions_for<'a>(&'a self, from: &'a str, role: Role) -> impl Iterator<Item = &'a Transition> + 'a {
         self.transitions
             .iter()
             .filter(move |t| t.from.iter().any(|f| f == from) && t.roles.contains(&role))
@@ -416,10 +407,7 @@ impl Workflow {
     }
 
     pub fn phase_name(&self, id: &str) -> Option<&str> {
-        self.phases
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.name.as_str())
+        self.phases.iter().find(|p| p.id == id).map(|p| p.name.as_str())
     }
 }
 
@@ -453,18 +441,12 @@ impl Workflows {
         for (name, text) in sources {
             match Workflow::from_toml(&name, &text) {
                 Ok(wf) => {
-                    workflows
-                        .by_id
-                        .insert(wf.id.clone(), std::sync::Arc::new(wf));
+                    workflows.by_id.insert(wf.id.clone(), std::sync::Arc::new(wf));
                 }
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() {
-            Ok(workflows)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(workflows) } else { Err(errors) }
     }
 
     pub fn get(&self, id: &str) -> Option<&std::sync::Arc<Workflow>> {

@@ -64,19 +64,14 @@ fn tiny_with(from: &str, to: &str) -> String {
 fn refused(file: &str, text: &str) -> WorkflowError {
     let err = Workflow::from_toml(file, text).expect_err("the workflow should be refused");
     assert_eq!(err.source_name, file);
-    assert!(
-        err.to_string().contains(file),
-        "the message names the file: {err}"
-    );
+    assert!(err.to_string().contains(file), "the message names the file: {err}");
     err
 }
 
 /// Asserts that one of the problems contains every one of `parts`.
 fn assert_problem(err: &WorkflowError, parts: &[&str]) {
     assert!(
-        err.problems
-            .iter()
-            .any(|p| parts.iter().all(|part| p.contains(part))),
+        err.problems.iter().any(|p| parts.iter().all(|part| p.contains(part))),
         "expected a problem mentioning {parts:?}, got {:#?}",
         err.problems
     );
@@ -90,18 +85,11 @@ fn assert_problem(err: &WorkflowError, parts: &[&str]) {
 #[test]
 fn the_three_presets_load_with_their_ids() {
     let workflows = Workflows::load(&[]).expect("the bundled presets are valid");
-    assert_eq!(
-        workflows.ids(),
-        ["custom-production", "make-to-order", "standard"]
-    );
+    assert_eq!(workflows.ids(), ["custom-production", "make-to-order", "standard"]);
     assert_eq!(workflows.all().count(), 3);
     for (file, text) in PRESETS {
         let wf = Workflow::from_toml(file, text).expect("each preset loads on its own");
-        assert_eq!(
-            format!("{}.toml", wf.id),
-            file,
-            "a preset's file is named after its id"
-        );
+        assert_eq!(format!("{}.toml", wf.id), file, "a preset's file is named after its id");
         assert!(workflows.get(&wf.id).is_some());
         assert!(wf.status(&wf.initial).is_some());
     }
@@ -114,14 +102,9 @@ fn custom_production_has_the_five_production_phases_in_order() {
     let workflows = Workflows::load(&[]).unwrap();
     let wf = workflows.get("custom-production").unwrap();
     let phases: Vec<&str> = wf.phases.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(
-        phases,
-        ["Design", "Pattern", "Construction", "Fitting", "Final"]
-    );
+    assert_eq!(phases, ["Design", "Pattern", "Construction", "Fitting", "Final"]);
     for phase in &wf.phases {
-        let status = wf
-            .status(&phase.id)
-            .expect("each phase has a status of the same id");
+        let status = wf.status(&phase.id).expect("each phase has a status of the same id");
         assert_eq!(status.phase.as_deref(), Some(phase.id.as_str()));
         assert_eq!(wf.phase_name(&phase.id), Some(phase.name.as_str()));
     }
@@ -172,12 +155,7 @@ fn make_to_order_gives_each_step_to_the_marketplace_role_that_owns_it() {
     // R19: the IP owner confirms, the manufacturer starts production and ships, the consumer completes.
     let workflows = Workflows::load(&[]).unwrap();
     let wf = workflows.get("make-to-order").unwrap();
-    let roles = |from: &str, to: &str| {
-        wf.transition(from, to)
-            .expect("transition exists")
-            .roles
-            .clone()
-    };
+    let roles = |from: &str, to: &str| wf.transition(from, to).expect("transition exists").roles.clone();
     assert_eq!(roles("placed", "confirmed"), [Role::IpOwner]);
     assert_eq!(roles("confirmed", "in_production"), [Role::Manufacturer]);
     assert_eq!(roles("in_production", "shipping"), [Role::Manufacturer]);
@@ -193,24 +171,14 @@ fn make_to_order_gives_each_step_to_the_marketplace_role_that_owns_it() {
     // R20, R21: shipping needs the production checklist and a tracking URL.
     let ship = wf.transition("in_production", "shipping").unwrap();
     let names: Vec<String> = ship.guards.iter().map(Guard::name).collect();
-    assert_eq!(
-        names,
-        [
-            "checklist_done:production",
-            "field:tracking_url",
-            "confirmed"
-        ]
-    );
+    assert_eq!(names, ["checklist_done:production", "field:tracking_url", "confirmed"]);
     assert!(wf.transition("shipping", "placed").is_none());
     let maker: Vec<&str> = wf
         .transitions_for("in_production", Role::Manufacturer)
         .map(|t| t.to.as_str())
         .collect();
     assert_eq!(maker, ["shipping"]);
-    assert_eq!(
-        wf.transitions_for("in_production", Role::IpOwner).count(),
-        0
-    );
+    assert_eq!(wf.transitions_for("in_production", Role::IpOwner).count(), 0);
 }
 
 #[test]
@@ -229,10 +197,7 @@ fn a_small_valid_workflow_is_checked_into_a_workflow() {
     // The owner role may always complete its milestone; complete_roles add to it.
     let build = wf.milestone_plan("build").unwrap();
     assert_eq!(build.owner_role, Role::Operations);
-    assert_eq!(
-        build.complete_roles,
-        [Role::Operations, Role::AccountManager]
-    );
+    assert_eq!(build.complete_roles, [Role::Operations, Role::AccountManager]);
     assert_eq!(
         build.due,
         DueDef {
@@ -247,15 +212,9 @@ fn a_small_valid_workflow_is_checked_into_a_workflow() {
 
 #[test]
 fn an_unknown_role_in_a_transition_is_refused() {
-    let text = tiny_with(
-        r#"roles = ["operations"]"#,
-        r#"roles = ["operations", "janitor"]"#,
-    );
+    let text = tiny_with(r#"roles = ["operations"]"#, r#"roles = ["operations", "janitor"]"#);
     let err = refused("janitor.toml", &text);
-    assert_problem(
-        &err,
-        &["transition making -> done", "unknown role 'janitor'"],
-    );
+    assert_problem(&err, &["transition making -> done", "unknown role 'janitor'"]);
 }
 
 #[test]
@@ -302,10 +261,7 @@ fn an_unreachable_status_is_refused() {
   { id = "limbo", name = "Limbo", terminal = true },"#,
     );
     let err = refused("limbo.toml", &text);
-    assert_problem(
-        &err,
-        &["status 'limbo' is unreachable from the initial status 'open'"],
-    );
+    assert_problem(&err, &["status 'limbo' is unreachable from the initial status 'open'"]);
     assert_eq!(
         err.problems.len(),
         1,
@@ -318,28 +274,16 @@ fn an_unreachable_status_is_refused() {
 fn a_transition_to_an_unknown_status_is_refused() {
     let text = tiny_with(r#"to = "done""#, r#"to = "shipped""#);
     let err = refused("shipped.toml", &text);
-    assert_problem(
-        &err,
-        &["transition making -> shipped", "unknown status 'shipped'"],
-    );
+    assert_problem(&err, &["transition making -> shipped", "unknown status 'shipped'"]);
     // `done` lost its only way in, which is reported too.
     assert_problem(&err, &["status 'done' is unreachable"]);
 }
 
 #[test]
 fn a_transition_from_an_unknown_status_is_refused() {
-    let text = tiny_with(
-        r#"from = ["open", "making"]"#,
-        r#"from = ["open", "makng"]"#,
-    );
+    let text = tiny_with(r#"from = ["open", "making"]"#, r#"from = ["open", "makng"]"#);
     let err = refused("typo.toml", &text);
-    assert_problem(
-        &err,
-        &[
-            "transition open|makng -> cancelled",
-            "unknown status 'makng'",
-        ],
-    );
+    assert_problem(&err, &["transition open|makng -> cancelled", "unknown status 'makng'"]);
 }
 
 #[test]
@@ -406,10 +350,7 @@ fn a_milestones_done_guard_naming_known_milestones_is_accepted() {
         .iter()
         .map(Guard::name)
         .collect();
-    assert_eq!(
-        names,
-        ["milestones_done:build,hand_over", "checklist_done:build"]
-    );
+    assert_eq!(names, ["milestones_done:build,hand_over", "checklist_done:build"]);
 }
 
 #[test]
@@ -426,10 +367,7 @@ fn a_checklist_done_guard_naming_a_milestone_without_checklist_is_refused() {
 fn a_checklist_done_guard_naming_an_unknown_milestone_is_refused() {
     let text = tiny_with(r#"milestone = "build""#, r#"milestone = "assembly""#);
     let err = refused("assembly.toml", &text);
-    assert_problem(
-        &err,
-        &["guard checklist_done names unknown milestone 'assembly'"],
-    );
+    assert_problem(&err, &["guard checklist_done names unknown milestone 'assembly'"]);
 }
 
 #[test]
@@ -446,10 +384,7 @@ fn a_non_terminal_status_with_no_way_out_is_refused() {
         r#"{ id = "done", name = "Done" }"#,
     );
     let err = refused("dead-end.toml", &text);
-    assert_problem(
-        &err,
-        &["status 'done' is not terminal but has no transition out of it"],
-    );
+    assert_problem(&err, &["status 'done' is not terminal but has no transition out of it"]);
 }
 
 #[test]
@@ -465,23 +400,17 @@ fn a_duplicate_status_id_is_refused() {
 
 #[test]
 fn duplicate_milestones_phases_and_checklist_items_are_refused() {
-    let text = tiny_with(
-        r#"checklist = ["Cut", "Sew"]"#,
-        r#"checklist = ["Cut", "Sew", "Cut"]"#,
-    )
-    .replacen(r#"key = "hand_over""#, r#"key = "build""#, 1)
-    .replacen(
-        r#"{ id = "pack", name = "Pack" }"#,
-        r#"{ id = "make", name = "Make again" }"#,
-        1,
-    );
+    let text = tiny_with(r#"checklist = ["Cut", "Sew"]"#, r#"checklist = ["Cut", "Sew", "Cut"]"#)
+        .replacen(r#"key = "hand_over""#, r#"key = "build""#, 1)
+        .replacen(
+            r#"{ id = "pack", name = "Pack" }"#,
+            r#"{ id = "make", name = "Make again" }"#,
+            1,
+        );
     let err = refused("dupes.toml", &text);
     assert_problem(&err, &["milestone 'build' is defined twice"]);
     assert_problem(&err, &["phase 'make' is defined twice"]);
-    assert_problem(
-        &err,
-        &["milestone 'build' checklist item 'Cut' is defined twice"],
-    );
+    assert_problem(&err, &["milestone 'build' checklist item 'Cut' is defined twice"]);
 }
 
 #[test]
@@ -527,10 +456,7 @@ fn an_unknown_key_or_guard_kind_is_refused() {
         &tiny_with(r#"{ kind = "confirmed" }"#, r#"{ kind = "prayed" }"#),
     );
     assert_problem(&err, &["prayed"]);
-    let err = refused(
-        "format.toml",
-        &tiny_with(r#"format = "text""#, r#"format = "poem""#),
-    );
+    let err = refused("format.toml", &tiny_with(r#"format = "text""#, r#"format = "poem""#));
     assert_problem(&err, &["poem"]);
 }
 
@@ -546,10 +472,7 @@ fn every_problem_of_a_file_is_reported_at_once() {
     assert!(err.problems.len() >= 3, "{:#?}", err.problems);
     // One problem per line in the message.
     assert_eq!(
-        err.to_string()
-            .lines()
-            .filter(|l| l.starts_with("  - "))
-            .count(),
+        err.to_string().lines().filter(|l| l.starts_with("  - ")).count(),
         err.problems.len()
     );
 }
@@ -565,16 +488,10 @@ fn an_extra_file_adds_a_workflow() {
 
 #[test]
 fn an_extra_file_replaces_a_preset_with_the_same_id() {
-    let text = tiny_with(r#"id = "tiny""#, r#"id = "standard""#).replacen(
-        r#"name = "Tiny""#,
-        r#"name = "Our standard""#,
-        1,
-    );
+    let text =
+        tiny_with(r#"id = "tiny""#, r#"id = "standard""#).replacen(r#"name = "Tiny""#, r#"name = "Our standard""#, 1);
     let workflows = Workflows::load(&[("our-standard.toml".into(), text)]).unwrap();
-    assert_eq!(
-        workflows.ids(),
-        ["custom-production", "make-to-order", "standard"]
-    );
+    assert_eq!(workflows.ids(), ["custom-production", "make-to-order", "standard"]);
     let standard = workflows.get("standard").unwrap();
     assert_eq!(standard.name, "Our standard");
     assert_eq!(standard.initial, "open");
@@ -597,10 +514,7 @@ fn several_bad_files_are_all_reported() {
     ];
     let errors = Workflows::load(&extra).expect_err("three files are bad");
     let files: Vec<&str> = errors.iter().map(|e| e.source_name.as_str()).collect();
-    assert_eq!(
-        files,
-        ["bad-role.toml", "bad-syntax.toml", "bad-initial.toml"]
-    );
+    assert_eq!(files, ["bad-role.toml", "bad-syntax.toml", "bad-initial.toml"]);
     assert!(errors[0].to_string().contains("janitor"));
     assert!(errors[2].to_string().contains("initial status 'new'"));
 }

@@ -38,10 +38,7 @@ fn staff_without_a_relation_and_without_a_see_all_role_cannot_see_an_order() {
         Role::Manufacturer,
     ] {
         assert!(!can_see(&order, STRANGER, role, policy()), "{role}");
-        assert!(
-            can_see(&order, user_for(role), role, policy()),
-            "{role} on the order"
-        );
+        assert!(can_see(&order, user_for(role), role, policy()), "{role} on the order");
     }
     // For them the order does not exist: every command answers not found, before anything else is judged.
     let stranger = Acting {
@@ -56,13 +53,8 @@ fn staff_without_a_relation_and_without_a_see_all_role_cannot_see_an_order() {
             ("deposit_received_on", "2026-01-06"),
         ],
     );
-    let not_found = DomainError::NotFound {
-        what: "order".into(),
-    };
-    assert_eq!(
-        decide::transition(&order, start, &by).unwrap_err(),
-        not_found
-    );
+    let not_found = DomainError::NotFound { what: "order".into() };
+    assert_eq!(decide::transition(&order, start, &by).unwrap_err(), not_found);
     let id = milestone_id(&order, "design_approval");
     let completion = full_completion(milestone(&order, "design_approval"));
     assert_eq!(
@@ -78,14 +70,7 @@ fn staff_without_a_relation_and_without_a_see_all_role_cannot_see_an_order() {
         not_found
     );
     assert!(
-        log(
-            &order,
-            1,
-            follow_up("hi"),
-            Role::Operations,
-            noon(2026, 1, 6)
-        )
-        .is_ok(),
+        log(&order, 1, follow_up("hi"), Role::Operations, noon(2026, 1, 6)).is_ok(),
         "someone on the order may"
     );
     let follow = decide::log_follow_up(
@@ -133,9 +118,7 @@ fn the_see_all_roles_are_a_policy_and_never_include_the_customer() {
 #[test]
 fn the_owner_of_a_milestone_sees_the_order() {
     let mut input = new_order("custom-production");
-    input
-        .milestone_owners
-        .insert("first_fitting".into(), STRANGER);
+    input.milestone_owners.insert("first_fitting".into(), STRANGER);
     let order = create_from(input);
     assert!(order.involves(STRANGER));
     assert!(can_see(&order, STRANGER, Role::Operations, policy()));
@@ -151,12 +134,7 @@ fn money_is_hidden_from_the_manufacturer() {
     assert!(!maker.money);
     assert!(!maker.customer_contact);
     assert!(maker.internal);
-    for role in [
-        Role::Operations,
-        Role::Design,
-        Role::Logistics,
-        Role::IpOwner,
-    ] {
+    for role in [Role::Operations, Role::Design, Role::Logistics, Role::IpOwner] {
         assert!(!FieldVisibility::for_role(role).money, "{role}");
     }
     for role in [
@@ -180,4 +158,33 @@ fn money_is_hidden_from_the_manufacturer() {
     for role in Role::ALL.into_iter().filter(|r| r.is_staff()) {
         assert!(FieldVisibility::for_role(role).internal, "{role}");
     }
+}
+
+#[test]
+fn a_person_with_several_roles_acts_in_the_one_selected() {
+    // R18: one person may hold several roles and acts in the one selected.
+    use ordertrail_domain::customer::{RoleChoiceError, User};
+    let roles = vec![Role::AccountManager, Role::SalesDirector, Role::AccountManager];
+    let user = User::new(DIRECTOR, " Dana@Studio.Example ", "Dana", roles, None, noon(2026, 1, 1)).unwrap();
+    assert_eq!(user.email, "dana@studio.example");
+    assert_eq!(
+        user.roles,
+        [Role::AccountManager, Role::SalesDirector],
+        "each role once"
+    );
+    assert_eq!(user.acting_role(Some("sales_director")), Ok(Role::SalesDirector));
+    assert_eq!(
+        user.acting_role(Some("finance")),
+        Err(RoleChoiceError::NotHeld(Role::Finance))
+    );
+    assert_eq!(
+        user.acting_role(Some("chief")),
+        Err(RoleChoiceError::Unknown("chief".into()))
+    );
+    assert!(matches!(user.acting_role(None), Err(RoleChoiceError::Ambiguous(_))));
+    // What the person may do follows the selected role: the same person sees every order as sales
+    // director, and only their own as account manager.
+    let order = create("standard");
+    assert!(can_see(&order, user.id, Role::SalesDirector, policy()));
+    assert!(!can_see(&order, user.id, Role::AccountManager, policy()));
 }

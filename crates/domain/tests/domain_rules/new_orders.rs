@@ -47,10 +47,7 @@ fn a_new_order_becomes_the_master_record() {
     );
     assert_eq!(order.amount, Money::parse("USD", "12500.00").unwrap());
     assert_eq!(order.order_type, OrderType::Custom);
-    assert_eq!(
-        (order.order_date, order.promised_date),
-        (order_date(), promised_date())
-    );
+    assert_eq!((order.order_date, order.promised_date), (order_date(), promised_date()));
     assert_eq!(order.version, 0, "the creation event makes it version 1");
     assert_eq!(order.milestones.len(), 5);
     assert!(order.fields.is_empty() && order.open_exceptions.is_empty());
@@ -67,14 +64,7 @@ fn the_creator_becomes_the_owner_unless_an_owner_is_named() {
             user_id: ACCOUNT_MANAGER
         }
     );
-    assert_eq!(
-        order
-            .people
-            .iter()
-            .filter(|p| p.relation == Relation::Owner)
-            .count(),
-        1
-    );
+    assert_eq!(order.people.iter().filter(|p| p.relation == Relation::Owner).count(), 1);
 
     let mut input = new_order("standard");
     input.people.push(Participant {
@@ -97,11 +87,7 @@ fn the_order_date_defaults_to_today_and_the_title_is_trimmed() {
         ..new_order("standard")
     };
     let order = create_from(input);
-    assert_eq!(
-        order.order_date,
-        order_date(),
-        "today in the tests is the order date"
-    );
+    assert_eq!(order.order_date, order_date(), "today in the tests is the order date");
     assert_eq!(order.title, "Hamlet, second cast");
 }
 
@@ -112,17 +98,10 @@ fn only_the_create_roles_may_enter_an_order() {
         for role in Role::ALL {
             let result = plan(new_order(workflow_id), acting(role));
             if wf.create_roles.contains(&role) {
-                assert!(
-                    result.is_ok(),
-                    "{workflow_id} as {role}: {:?}",
-                    result.err()
-                );
+                assert!(result.is_ok(), "{workflow_id} as {role}: {:?}", result.err());
             } else {
                 match result {
-                    Err(DomainError::RoleNotAllowed {
-                        role: refused,
-                        action,
-                    }) => {
+                    Err(DomainError::RoleNotAllowed { role: refused, action }) => {
                         assert_eq!(refused, role);
                         assert_eq!(action, format!("create {workflow_id} orders"));
                     }
@@ -201,10 +180,7 @@ fn an_unknown_person_is_invalid() {
         }],
     );
     let refusal = plan_as_account_manager(input);
-    assert_eq!(
-        invalid_message(refusal, "people[0].user_id"),
-        "no such user"
-    );
+    assert_eq!(invalid_message(refusal, "people[0].user_id"), "no such user");
 }
 
 #[test]
@@ -252,10 +228,7 @@ fn an_order_has_exactly_one_owner() {
         },
     ];
     let refusal = plan_as_account_manager(with_people("standard", two));
-    assert_eq!(
-        invalid_message(refusal, "people"),
-        "an order has exactly one owner"
-    );
+    assert_eq!(invalid_message(refusal, "people"), "an order has exactly one owner");
 }
 
 #[test]
@@ -265,12 +238,8 @@ fn milestone_owners_and_checklists_must_name_real_milestones_and_users() {
     input
         .milestone_owners
         .insert("shipped".into(), UserId(Uuid::from_u128(0xbad)));
-    input
-        .extra_checklist
-        .insert("polishing".into(), vec!["Shine".into()]);
-    input
-        .extra_checklist
-        .insert("shipped".into(), vec![String::new()]);
+    input.extra_checklist.insert("polishing".into(), vec!["Shine".into()]);
+    input.extra_checklist.insert("shipped".into(), vec![String::new()]);
     let fields = invalid_fields(plan_as_account_manager(input));
     assert_eq!(
         fields,
@@ -308,10 +277,7 @@ fn every_mistake_of_a_new_order_is_reported_at_once() {
         "tags",
         "people[0].user_id",
     ] {
-        assert!(
-            fields.iter().any(|f| f == field),
-            "{field} missing from {fields:?}"
-        );
+        assert!(fields.iter().any(|f| f == field), "{field} missing from {fields:?}");
     }
 }
 

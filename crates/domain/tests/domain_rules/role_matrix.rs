@@ -41,8 +41,7 @@ fn only_the_roles_a_transition_names_may_make_it() {
                         acting: by,
                         now: noon(2026, 1, 10),
                     };
-                    let result =
-                        ordertrail_domain::decide::transition(&order, request(&t.to), &ctx);
+                    let result = ordertrail_domain::decide::transition(&order, request(&t.to), &ctx);
                     let what = format!("{workflow_id}: {from} -> {} as {role}", t.to);
                     if t.roles.contains(&role) {
                         // Allowed: it goes through, or fails on its guards, never on the role or visibility.
@@ -100,11 +99,7 @@ fn no_preset_lets_finance_or_admin_move_an_order() {
     for workflow_id in PRESET_IDS {
         let wf = workflow(workflow_id);
         for t in &wf.transitions {
-            assert!(
-                !t.roles.contains(&Role::Finance),
-                "{workflow_id} -> {}",
-                t.to
-            );
+            assert!(!t.roles.contains(&Role::Finance), "{workflow_id} -> {}", t.to);
             assert!(!t.roles.contains(&Role::Admin), "{workflow_id} -> {}", t.to);
         }
     }

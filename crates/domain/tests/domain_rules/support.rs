@@ -7,14 +7,12 @@ use ordertrail_domain::Role;
 use ordertrail_domain::access::AccessPolicy;
 use ordertrail_domain::customer::{Contact, Customer, Language};
 use ordertrail_domain::decide::{
-    self, Acting, ChangeContext, MilestoneChange, MilestoneCompletion, NewOrder, OrderContext,
-    PlannedOrder, TransitionRequest,
+    self, Acting, ChangeContext, MilestoneChange, MilestoneCompletion, NewOrder, OrderContext, PlannedOrder,
+    TransitionRequest,
 };
 use ordertrail_domain::error::DomainError;
 use ordertrail_domain::event::OrderEvent;
-use ordertrail_domain::follow_up::{
-    Channel, Counterpart, CounterpartKind, Direction, FollowUpStatus, NewFollowUp,
-};
+use ordertrail_domain::follow_up::{Channel, Counterpart, CounterpartKind, Direction, FollowUpStatus, NewFollowUp};
 use ordertrail_domain::ids::{CustomerId, FollowUpId, MilestoneId, UserId};
 use ordertrail_domain::money::Money;
 use ordertrail_domain::order::{Evidence, Milestone, Order, OrderType, Participant, Relation};
@@ -26,16 +24,13 @@ use uuid::Uuid;
 
 pub type Events = Vec<(OrderEvent, Option<String>)>;
 
-static WORKFLOWS: LazyLock<Workflows> =
-    LazyLock::new(|| Workflows::load(&[]).expect("the presets load"));
+static WORKFLOWS: LazyLock<Workflows> = LazyLock::new(|| Workflows::load(&[]).expect("the presets load"));
 static POLICY: LazyLock<AccessPolicy> = LazyLock::new(AccessPolicy::default);
 
 pub const PRESET_IDS: [&str; 3] = ["custom-production", "make-to-order", "standard"];
 
 pub fn workflow(id: &str) -> &'static Workflow {
-    WORKFLOWS
-        .get(id)
-        .unwrap_or_else(|| panic!("no workflow {id}"))
+    WORKFLOWS.get(id).unwrap_or_else(|| panic!("no workflow {id}"))
 }
 
 pub fn policy() -> &'static AccessPolicy {
@@ -48,9 +43,7 @@ pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 
 /// Noon UTC on the given day.
 pub fn noon(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
-        .single()
-        .expect("a real time")
+    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).single().expect("a real time")
 }
 
 /// The people of the world, one per role (the strangers are on no order).
@@ -241,10 +234,7 @@ pub fn confirmed(to: &str, fields: &[(&str, &str)]) -> TransitionRequest {
     TransitionRequest {
         to: to.into(),
         confirm: true,
-        fields: fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..TransitionRequest::default()
     }
 }
@@ -259,15 +249,9 @@ pub fn transition(
 }
 
 /// Makes the transition and applies its event; panics when refused.
-pub fn move_to(
-    order: &mut Order,
-    req: TransitionRequest,
-    role: Role,
-    now: DateTime<Utc>,
-) -> Events {
+pub fn move_to(order: &mut Order, req: TransitionRequest, role: Role, now: DateTime<Utc>) -> Events {
     let to = req.to.clone();
-    let events = transition(order, req, role, now)
-        .unwrap_or_else(|e| panic!("{role} could not move to {to}: {e}"));
+    let events = transition(order, req, role, now).unwrap_or_else(|e| panic!("{role} could not move to {to}: {e}"));
     apply(order, events, now)
 }
 
@@ -312,8 +296,8 @@ pub fn complete(
 pub fn complete_fully(order: &mut Order, key: &str, now: DateTime<Utc>) -> Events {
     let m = milestone(order, key);
     let (completion, role) = (full_completion(m), m.owner_role);
-    let events = complete(order, key, completion, role, now)
-        .unwrap_or_else(|e| panic!("{role} could not complete {key}: {e}"));
+    let events =
+        complete(order, key, completion, role, now).unwrap_or_else(|e| panic!("{role} could not complete {key}: {e}"));
     apply(order, events, now)
 }
 
@@ -388,28 +372,27 @@ pub fn invalid_message<T: std::fmt::Debug>(result: Result<T, DomainError>, field
 }
 
 /// The failing guards' names and what each misses; panics on any other result.
-pub fn failed_guards<T: std::fmt::Debug>(
-    result: Result<T, DomainError>,
-) -> Vec<(String, Vec<String>)> {
+pub fn failed_guards<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec<(String, Vec<String>)> {
     match result {
-        Err(DomainError::GuardsFailed(failures)) => {
-            failures.into_iter().map(|f| (f.guard, f.missing)).collect()
-        }
+        Err(DomainError::GuardsFailed(failures)) => failures.into_iter().map(|f| (f.guard, f.missing)).collect(),
         other => panic!("expected GuardsFailed, got {other:?}"),
     }
 }
 
 pub fn guard_names<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec<String> {
-    failed_guards(result)
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect()
+    failed_guards(result).into_iter().map(|(name, _)| name).collect()
 }
 
-/// The single status change of `events`.
+/// The status change of `events`: exactly one, first, followed only by the milestones the transition completes.
 pub fn status_change(events: &Events) -> (&str, &str, &BTreeMap<String, String>) {
     match events.as_slice() {
-        [(OrderEvent::StatusChanged { from, to, fields }, _)] => (from, to, fields),
+        [(OrderEvent::StatusChanged { from, to, fields }, _), rest @ ..]
+            if rest
+                .iter()
+                .all(|(e, _)| matches!(e, OrderEvent::MilestoneCompleted { .. })) =>
+        {
+            (from, to, fields)
+        }
         other => panic!("expected one status change, got {other:?}"),
     }
 }

@@ -62,40 +62,20 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     )
     .unwrap();
     apply(&mut order, events, noon(2026, 1, 30));
-    let events = move_to(
-        &mut order,
-        request("construction"),
-        Role::Operations,
-        noon(2026, 2, 2),
-    );
+    let events = move_to(&mut order, request("construction"), Role::Operations, noon(2026, 2, 2));
     assert_eq!(step(&events), ("pattern", "construction"));
 
-    let events = move_to(
-        &mut order,
-        request("fitting"),
-        Role::Operations,
-        noon(2026, 2, 6),
-    );
+    let events = move_to(&mut order, request("fitting"), Role::Operations, noon(2026, 2, 6));
     assert_eq!(step(&events), ("construction", "fitting"));
 
     complete_fully(&mut order, "first_fitting", noon(2026, 2, 9));
     assert_eq!(
-        step(&move_to(
-            &mut order,
-            request("final"),
-            Role::Design,
-            noon(2026, 2, 10)
-        )),
+        step(&move_to(&mut order, request("final"), Role::Design, noon(2026, 2, 10))),
         ("fitting", "final")
     );
 
     complete_fully(&mut order, "final_fitting", noon(2026, 3, 1));
-    let unconfirmed = transition(
-        &order,
-        request("delivered"),
-        Role::Logistics,
-        noon(2026, 3, 2),
-    );
+    let unconfirmed = transition(&order, request("delivered"), Role::Logistics, noon(2026, 3, 2));
     assert_eq!(guard_names(unconfirmed), ["confirmed"]);
     let events = move_to(
         &mut order,
@@ -105,22 +85,9 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     );
     assert_eq!(step(&events), ("final", "delivered"));
 
-    let delivery = full_completion(milestone(&order, "delivery"));
-    let events = complete(
-        &order,
-        "delivery",
-        delivery,
-        Role::Logistics,
-        noon(2026, 3, 2),
-    )
-    .unwrap();
-    apply(&mut order, events, noon(2026, 3, 2));
-    let unsigned = transition(
-        &order,
-        confirmed("closed", &[]),
-        Role::SalesDirector,
-        noon(2026, 3, 3),
-    );
+    // Delivering completes the Delivery milestone.
+    assert_eq!(milestone(&order, "delivery").completed_at, Some(noon(2026, 3, 2)));
+    let unsigned = transition(&order, confirmed("closed", &[]), Role::SalesDirector, noon(2026, 3, 3));
     assert_eq!(guard_names(unsigned), ["field:sign_off_by"]);
     let events = move_to(
         &mut order,
@@ -141,10 +108,7 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
         order.fields.get("contract_signed_on").map(String::as_str),
         Some("2026-01-05")
     );
-    assert_eq!(
-        order.fields.get("sign_off_by").map(String::as_str),
-        Some("Maya Lin")
-    );
+    assert_eq!(order.fields.get("sign_off_by").map(String::as_str), Some("Maya Lin"));
     assert_eq!(percent(&order), 100);
     assert!(workflow("custom-production").is_terminal(&order.status));
     assert!(matches!(
@@ -164,14 +128,13 @@ fn a_make_to_order_order_walks_from_placed_to_completed() {
     let mut order = create("make-to-order");
     assert_eq!(order.status, "placed");
 
-    let events = move_to(
-        &mut order,
-        confirmed("confirmed", &[]),
-        Role::IpOwner,
-        noon(2026, 1, 5),
-    );
+    let events = move_to(&mut order, confirmed("confirmed", &[]), Role::IpOwner, noon(2026, 1, 5));
     assert_eq!(step(&events), ("placed", "confirmed"));
-    complete_fully(&mut order, "confirmation", noon(2026, 1, 5));
+    assert_eq!(
+        milestone(&order, "confirmation").completed_by,
+        Some(IP_OWNER),
+        "confirming completes the milestone"
+    );
 
     let events = move_to(
         &mut order,
@@ -196,11 +159,12 @@ fn a_make_to_order_order_walks_from_placed_to_completed() {
         noon(2026, 1, 16),
     );
     assert_eq!(step(&events), ("in_production", "shipping"));
-    complete_fully(&mut order, "shipment", noon(2026, 1, 16));
+    assert!(
+        milestone(&order, "shipment").completed_at.is_some(),
+        "shipping completes the shipment milestone"
+    );
 
-    // The customer records receipt (a client action) and completes the order.
-    complete_fully(&mut order, "receipt", noon(2026, 1, 20));
-    assert_eq!(milestone(&order, "receipt").completed_by, Some(CUSTOMER));
+    // The customer confirms receipt, which completes the order and its receipt milestone.
     let events = move_to(
         &mut order,
         confirmed("completed", &[]),
@@ -208,10 +172,8 @@ fn a_make_to_order_order_walks_from_placed_to_completed() {
         noon(2026, 1, 20),
     );
     assert_eq!(step(&events), ("shipping", "completed"));
-    assert_eq!(
-        order.fields.get("tracking_url").map(String::as_str),
-        Some(url)
-    );
+    assert_eq!(milestone(&order, "receipt").completed_by, Some(CUSTOMER));
+    assert_eq!(order.fields.get("tracking_url").map(String::as_str), Some(url));
     assert_eq!(order.version, 1 + 4 + 4);
     assert_eq!(percent(&order), 100);
 }
@@ -222,20 +184,12 @@ fn a_standard_order_walks_from_pending_confirmation_to_completed() {
     let mut order = create("standard");
     assert_eq!(order.status, "pending_confirmation");
 
-    let events = move_to(
-        &mut order,
-        request("in_production"),
-        Role::Operations,
-        noon(2026, 1, 6),
-    );
+    let events = move_to(&mut order, request("in_production"), Role::Operations, noon(2026, 1, 6));
     assert_eq!(step(&events), ("pending_confirmation", "in_production"));
 
     let ship = confirmed(
         "shipped",
-        &[
-            ("carrier", "UPS"),
-            ("tracking_number", "1Z999AA10123456784"),
-        ],
+        &[("carrier", "UPS"), ("tracking_number", "1Z999AA10123456784")],
     );
     let events = move_to(&mut order, ship, Role::Logistics, noon(2026, 3, 9));
     assert_eq!(step(&events), ("in_production", "shipped"));
@@ -250,23 +204,13 @@ fn a_standard_order_walks_from_pending_confirmation_to_completed() {
     assert_eq!(step(&events), ("shipped", "delivered"));
 
     // R28: receipt is confirmed with the customer before the order is completed.
-    let early = transition(
-        &order,
-        request("completed"),
-        Role::SalesCoordinator,
-        noon(2026, 3, 14),
-    );
-    assert_eq!(
-        guard_names(early),
-        ["field:receipt_confirmed_by", "confirmed"]
-    );
-    let done = confirmed(
-        "completed",
-        &[("receipt_confirmed_by", "Maya Lin, by phone")],
-    );
+    let early = transition(&order, request("completed"), Role::SalesCoordinator, noon(2026, 3, 14));
+    assert_eq!(guard_names(early), ["field:receipt_confirmed_by", "confirmed"]);
+    let done = confirmed("completed", &[("receipt_confirmed_by", "Maya Lin, by phone")]);
     let events = move_to(&mut order, done, Role::SalesCoordinator, noon(2026, 3, 14));
     assert_eq!(step(&events), ("delivered", "completed"));
-    assert_eq!(order.version, 5);
+    // Creation, four status changes, and the three milestones they complete.
+    assert_eq!(order.version, 8);
 }
 
 #[test]
@@ -284,10 +228,7 @@ fn every_preset_cancels_with_a_reason_and_a_confirmation() {
             ["field:cancellation_reason", "confirmed"],
             "{workflow_id}"
         );
-        let cancel = confirmed(
-            "cancelled",
-            &[("cancellation_reason", "Production budget withdrawn")],
-        );
+        let cancel = confirmed("cancelled", &[("cancellation_reason", "Production budget withdrawn")]);
         let events = move_to(&mut order, cancel, role, noon(2026, 1, 7));
         assert_eq!(step(&events).1, "cancelled");
         assert!(workflow(workflow_id).is_terminal(&order.status));
@@ -341,12 +282,7 @@ fn a_role_the_transition_does_not_name_is_refused() {
 #[test]
 fn a_transition_that_does_not_leave_from_the_current_status_is_refused() {
     let order = create("standard");
-    let refusal = transition(
-        &order,
-        request("delivered"),
-        Role::Logistics,
-        noon(2026, 1, 6),
-    );
+    let refusal = transition(&order, request("delivered"), Role::Logistics, noon(2026, 1, 6));
     assert_eq!(
         refusal.unwrap_err(),
         DomainError::TransitionNotAllowed {
@@ -361,21 +297,13 @@ fn a_transition_that_does_not_leave_from_the_current_status_is_refused() {
         Role::AccountManager,
         noon(2026, 1, 6),
     );
-    assert!(matches!(
-        to_itself,
-        Err(DomainError::TransitionNotAllowed { .. })
-    ));
+    assert!(matches!(to_itself, Err(DomainError::TransitionNotAllowed { .. })));
 }
 
 #[test]
 fn an_unknown_status_is_refused() {
     let order = create("standard");
-    let refusal = transition(
-        &order,
-        request("teleported"),
-        Role::AccountManager,
-        noon(2026, 1, 6),
-    );
+    let refusal = transition(&order, request("teleported"), Role::AccountManager, noon(2026, 1, 6));
     assert_eq!(
         refusal.unwrap_err(),
         DomainError::UnknownStatus {
@@ -384,12 +312,7 @@ fn an_unknown_status_is_refused() {
         }
     );
     // A status of another workflow is unknown here too.
-    let refusal = transition(
-        &order,
-        request("fitting"),
-        Role::AccountManager,
-        noon(2026, 1, 6),
-    );
+    let refusal = transition(&order, request("fitting"), Role::AccountManager, noon(2026, 1, 6));
     assert!(matches!(refusal, Err(DomainError::UnknownStatus { .. })));
 }
 
@@ -402,27 +325,22 @@ fn a_stale_expected_version_is_refused() {
     };
     assert_eq!(
         transition(&order, stale, Role::Operations, noon(2026, 1, 6)).unwrap_err(),
-        DomainError::StaleVersion {
-            expected: 0,
-            actual: 1
-        }
+        DomainError::StaleVersion { expected: 0, actual: 1 }
     );
     let current = TransitionRequest {
         expected_version: Some(1),
         ..request("in_production")
     };
     move_to(&mut order, current, Role::Operations, noon(2026, 1, 6));
-    assert_eq!(order.version, 2);
+    // The status change and the "order confirmed" milestone it completes.
+    assert_eq!(order.version, 3);
     let stale = TransitionRequest {
         expected_version: Some(1),
         ..confirmed("cancelled", &[("cancellation_reason", "x")])
     };
     assert_eq!(
         transition(&order, stale, Role::AccountManager, noon(2026, 1, 7)).unwrap_err(),
-        DomainError::StaleVersion {
-            expected: 1,
-            actual: 2
-        }
+        DomainError::StaleVersion { expected: 1, actual: 3 }
     );
 }
 
@@ -446,28 +364,16 @@ fn a_transition_with_oversized_input_is_refused() {
         ..request("in_production")
     };
     assert_eq!(
-        invalid_fields(transition(
-            &order,
-            long_note,
-            Role::Operations,
-            noon(2026, 1, 6)
-        )),
+        invalid_fields(transition(&order, long_note, Role::Operations, noon(2026, 1, 6))),
         ["note"]
     );
-    let many: Vec<(String, String)> = (0..21)
-        .map(|i| (format!("f{i}"), "v".to_string()))
-        .collect();
+    let many: Vec<(String, String)> = (0..21).map(|i| (format!("f{i}"), "v".to_string())).collect();
     let crowded = TransitionRequest {
         fields: many.into_iter().collect(),
         ..request("in_production")
     };
     assert_eq!(
-        invalid_fields(transition(
-            &order,
-            crowded,
-            Role::Operations,
-            noon(2026, 1, 6)
-        )),
+        invalid_fields(transition(&order, crowded, Role::Operations, noon(2026, 1, 6))),
         ["fields"]
     );
     let huge = confirmed("in_production", &[("carrier", &"c".repeat(2001))]);

@@ -8,9 +8,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use ordertrail_domain::decide::{
-    MilestoneChange, MilestoneCompletion, change_milestone, complete_milestone,
-};
+use ordertrail_domain::decide::{MilestoneChange, MilestoneCompletion, change_milestone, complete_milestone};
 use ordertrail_domain::ids::{MilestoneId, OrderId};
 use ordertrail_domain::order::{Milestone, Order};
 
@@ -32,9 +30,7 @@ pub async fn list(
     caller: Caller,
     ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<Json<Vec<Milestone>>> {
-    Ok(Json(
-        app::visible_order(&state, &caller, id).await?.milestones,
-    ))
+    Ok(Json(app::visible_order(&state, &caller, id).await?.milestones))
 }
 
 /// Replans a milestone (new date and the reason), changes its owner, or ticks checklist items.

@@ -31,10 +31,7 @@ pub async fn create(
     ApiJson(input): ApiJson<NewOrder>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     let order = app::create_order(&state, caller.acting(), input).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(OrderView::new(order, &caller, &state)),
-    ))
+    Ok((StatusCode::CREATED, Json(OrderView::new(order, &caller, &state))))
 }
 
 /// One order with its milestones and derived fields (phase, % complete, next milestone, health, blockers).
@@ -88,9 +85,11 @@ pub async fn list(
     }
     let before = match q.cursor.as_deref() {
         None => None,
-        Some(c) => Some(OrderId(Uuid::parse_str(c).map_err(|_| {
-            ApiError::bad_request("cursor is not one this API gave out")
-        })?)),
+        Some(c) => {
+            Some(OrderId(Uuid::parse_str(c).map_err(|_| {
+                ApiError::bad_request("cursor is not one this API gave out")
+            })?))
+        }
     };
     if q.q.as_deref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::bad_request("q must be at most 200 characters"));
@@ -123,10 +122,7 @@ pub async fn list(
     } else {
         None
     };
-    let items = orders
-        .into_iter()
-        .map(|o| OrderView::new(o, &caller, &state))
-        .collect();
+    let items = orders.into_iter().map(|o| OrderView::new(o, &caller, &state)).collect();
     Ok(Json(OrderPage { items, next_cursor }))
 }
 

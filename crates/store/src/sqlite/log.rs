@@ -34,11 +34,10 @@ pub(crate) struct Append<'a> {
 
 /// The head of a stream, read from the log itself.
 pub(crate) async fn head(conn: &mut SqliteConnection, stream: Uuid) -> Result<Head, StoreError> {
-    let row =
-        sqlx::query("SELECT seq, hash FROM events WHERE stream_id = $1 ORDER BY seq DESC LIMIT 1")
-            .bind(stream.to_string())
-            .fetch_optional(conn)
-            .await?;
+    let row = sqlx::query("SELECT seq, hash FROM events WHERE stream_id = $1 ORDER BY seq DESC LIMIT 1")
+        .bind(stream.to_string())
+        .fetch_optional(conn)
+        .await?;
     Ok(match row {
         Some(row) => Head {
             seq: row.try_get("seq")?,
@@ -113,17 +112,12 @@ fn stored_event(row: &sqlx::sqlite::SqliteRow) -> Result<(StoredEvent, String), 
     Ok((event, payload))
 }
 
-pub(crate) async fn events(
-    pool: &SqlitePool,
-    stream: Uuid,
-) -> Result<Vec<StoredEvent>, StoreError> {
+pub(crate) async fn events(pool: &SqlitePool, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query("SELECT * FROM events WHERE stream_id = $1 ORDER BY seq")
         .bind(stream.to_string())
         .fetch_all(pool)
         .await?;
-    rows.iter()
-        .map(|r| stored_event(r).map(|(e, _)| e))
-        .collect()
+    rows.iter().map(|r| stored_event(r).map(|(e, _)| e)).collect()
 }
 
 /// Recomputes every chain and compares with the order rows' heads. Reads in pages so memory stays flat.
@@ -160,10 +154,7 @@ pub(crate) async fn verify(pool: &SqlitePool) -> Result<VerifyReport, StoreError
                     continue;
                 }
             };
-            if current
-                .as_ref()
-                .is_none_or(|(s, _, _)| *s != event.stream_id)
-            {
+            if current.as_ref().is_none_or(|(s, _, _)| *s != event.stream_id) {
                 if let Some((stream, head, _)) = current.take() {
                     finished.push((stream, head));
                 }
@@ -228,17 +219,13 @@ pub(crate) async fn verify(pool: &SqlitePool) -> Result<VerifyReport, StoreError
         let version: i64 = row.try_get("version")?;
         let head_hash: String = row.try_get("head_hash")?;
         let already = report.broken.iter().any(|b| b.stream_id == id);
-        let ok = heads
-            .get(&id)
-            .is_some_and(|h| h.seq == version && h.hash == head_hash);
+        let ok = heads.get(&id).is_some_and(|h| h.seq == version && h.hash == head_hash);
         if !ok && !already {
             report.broken.push(BrokenLink {
                 stream_id: id,
                 order_number: None,
                 seq: version,
-                problem:
-                    "the order's version and head hash do not match the end of its event chain"
-                        .into(),
+                problem: "the order's version and head hash do not match the end of its event chain".into(),
             });
         }
     }

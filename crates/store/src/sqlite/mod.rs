@@ -5,8 +5,8 @@ mod log;
 mod orders;
 
 use crate::{
-    Decide, IdempotencyClaim, Meta, OrderQuery, Store, StoreError, StoredEvent, VerifyReport,
-    WriteError, format_time, parse_time,
+    Decide, IdempotencyClaim, Meta, OrderQuery, Store, StoreError, StoredEvent, VerifyReport, WriteError, format_time,
+    parse_time,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,9 +14,7 @@ use log::{Append, Head};
 use ordertrail_domain::Role;
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::decide::PlannedOrder;
-use ordertrail_domain::event::{
-    CustomerEvent, NewEvent, ORG_STREAM, OrderEvent, OrgEvent, truncate_to_micros,
-};
+use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrderEvent, OrgEvent, truncate_to_micros};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::number::NumberPattern;
@@ -47,10 +45,7 @@ pub struct SqliteStore {
 }
 
 /// The connect options every connection uses (the bench's bare transaction uses the same).
-pub fn connect_options(
-    url: &str,
-    durability: Durability,
-) -> Result<SqliteConnectOptions, StoreError> {
+pub fn connect_options(url: &str, durability: Durability) -> Result<SqliteConnectOptions, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL '{url}': {e}")))?
         .create_if_missing(true)
@@ -70,11 +65,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`). Does not migrate.
-    pub async fn open(
-        url: &str,
-        durability: Durability,
-        workflows: Arc<Workflows>,
-    ) -> Result<SqliteStore, StoreError> {
+    pub async fn open(url: &str, durability: Durability, workflows: Arc<Workflows>) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url, durability)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -234,17 +225,25 @@ impl Store for SqliteStore {
             .bind(format_time(user.created_at))
             .execute(&mut *tx)
             .await
-            .map_err(|e| if unique_violation(&e) { StoreError::Conflict(format!("a user with email {} already exists", user.email)) } else { e.into() }),
-            OrgEvent::TokenIssued { token_id, user_id, token_hash } => {
-                sqlx::query("INSERT INTO tokens (id, user_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(token_id.to_string())
-                    .bind(user_id.to_string())
-                    .bind(token_hash)
-                    .bind(format_time(at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)
-            }
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict(format!("a user with email {} already exists", user.email))
+                } else {
+                    e.into()
+                }
+            }),
+            OrgEvent::TokenIssued {
+                token_id,
+                user_id,
+                token_hash,
+            } => sqlx::query("INSERT INTO tokens (id, user_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(token_id.to_string())
+                .bind(user_id.to_string())
+                .bind(token_hash)
+                .bind(format_time(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from),
         };
         result?;
         let kind = match &event.payload {
@@ -288,12 +287,10 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = sqlx::query("SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -333,14 +330,16 @@ impl Store for SqliteStore {
             },
         )
         .await?;
-        sqlx::query("INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES ($1, $2, $3, 1, $4, $5)")
-            .bind(customer.id.to_string())
-            .bind(&customer.name)
-            .bind(json(customer)?)
-            .bind(&head.hash)
-            .bind(format_time(customer.created_at))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES ($1, $2, $3, 1, $4, $5)",
+        )
+        .bind(customer.id.to_string())
+        .bind(&customer.name)
+        .bind(json(customer)?)
+        .bind(&head.hash)
+        .bind(format_time(customer.created_at))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -396,12 +395,7 @@ impl Store for SqliteStore {
         Ok(order)
     }
 
-    async fn change_order(
-        &self,
-        id: OrderId,
-        meta: Meta,
-        decide: &Decide<'_>,
-    ) -> Result<Order, WriteError> {
+    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError> {
         let meta = Meta {
             at: truncate_to_micros(meta.at),
             ..meta
@@ -412,10 +406,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
-            return Err(ordertrail_domain::DomainError::NotFound {
-                what: "order".into(),
-            }
-            .into());
+            return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into());
         };
         let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
         let decision = decide(&before)?;
@@ -447,12 +438,11 @@ impl Store for SqliteStore {
     }
 
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM follow_ups WHERE order_id = $1 ORDER BY occurred_at DESC, id DESC",
-        )
-        .bind(order.to_string())
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM follow_ups WHERE order_id = $1 ORDER BY occurred_at DESC, id DESC")
+                .bind(order.to_string())
+                .fetch_all(&self.reader)
+                .await?;
         rows.iter().map(|body| from_json(body)).collect()
     }
 
@@ -491,11 +481,13 @@ impl Store for SqliteStore {
         let claim = if inserted.rows_affected() == 1 {
             IdempotencyClaim::Claimed
         } else {
-            let row = sqlx::query("SELECT fingerprint, state, status_code, body FROM idempotency_keys WHERE user_id = $1 AND key = $2")
-                .bind(user.to_string())
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
+            let row = sqlx::query(
+                "SELECT fingerprint, state, status_code, body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            )
+            .bind(user.to_string())
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
             let state: String = row.try_get("state")?;
             if state == "done" {
                 let status: Option<i64> = row.try_get("status_code")?;
@@ -513,31 +505,25 @@ impl Store for SqliteStore {
         Ok(claim)
     }
 
-    async fn finish_idempotency_key(
-        &self,
-        user: UserId,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE user_id = $3 AND key = $4")
-            .bind(i64::from(status))
-            .bind(body)
-            .bind(user.to_string())
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError> {
+    async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'pending'",
+            "UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE user_id = $3 AND key = $4",
         )
+        .bind(i64::from(status))
+        .bind(body)
         .bind(user.to_string())
         .bind(key)
         .execute(&self.writer)
         .await?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'pending'")
+            .bind(user.to_string())
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 }

@@ -163,32 +163,36 @@ pub(crate) async fn project_event(
                 .bind(follow_up.id.to_string())
                 .bind(after.id.to_string())
                 .bind(format_time(follow_up.occurred_at))
-                .bind(serde_json::to_value(follow_up.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                .bind(
+                    serde_json::to_value(follow_up.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                )
                 .bind(serde_json::to_string(follow_up).map_err(|e| StoreError::Corrupt(e.to_string()))?)
                 .execute(&mut *conn)
                 .await?;
             None
         }
-        OrderEvent::OrderCreated { .. }
-        | OrderEvent::StatusChanged { .. }
-        | OrderEvent::ChecklistUpdated { .. } => None,
+        OrderEvent::OrderCreated { .. } | OrderEvent::StatusChanged { .. } | OrderEvent::ChecklistUpdated { .. } => {
+            None
+        }
     };
     if let Some(m) = milestone_id.and_then(|id| after.milestone(id)) {
-        sqlx::query(
-            "UPDATE milestones SET planned_on = $1, owner_id = $2, completed_at = $3 WHERE id = $4",
-        )
-        .bind(m.planned_on.to_string())
-        .bind(m.owner_id.map(|u| u.to_string()))
-        .bind(m.completed_at.map(format_time))
-        .bind(m.id.to_string())
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query("UPDATE milestones SET planned_on = $1, owner_id = $2, completed_at = $3 WHERE id = $4")
+            .bind(m.planned_on.to_string())
+            .bind(m.owner_id.map(|u| u.to_string()))
+            .bind(m.completed_at.map(format_time))
+            .bind(m.id.to_string())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
 /// The SQL of the health rule in `ordertrail_domain::progress`; `$today` and `$cutoff` are bound by the caller.
-const LATE: &str = "(o.awaits_delivery = 1 AND (o.promised_date < {today} OR COALESCE(o.next_due_on, '9999-12-31') < {cutoff}))";
+const LATE: &str =
+    "(o.awaits_delivery = 1 AND (o.promised_date < {today} OR COALESCE(o.next_due_on, '9999-12-31') < {cutoff}))";
 const AT_RISK_OR_WORSE: &str = "(o.awaits_delivery = 1 AND (COALESCE(o.next_due_on, '9999-12-31') < {today} OR COALESCE(o.last_planned_on, '0000-01-01') > o.promised_date OR o.open_exceptions > 0))";
 
 fn push_rule(qb: &mut QueryBuilder<Sqlite>, rule: &str, today: &str, cutoff: &str) {
@@ -216,9 +220,7 @@ pub(crate) fn list_query(q: &OrderQuery) -> QueryBuilder<Sqlite> {
         Visibility::InvolvedStaff(user) => {
             qb.push(" AND (EXISTS (SELECT 1 FROM order_people p WHERE p.order_id = o.id AND p.relation <> 'customer' AND p.user_id = ");
             qb.push_bind(user.to_string());
-            qb.push(
-                ") OR EXISTS (SELECT 1 FROM milestones m WHERE m.order_id = o.id AND m.owner_id = ",
-            );
+            qb.push(") OR EXISTS (SELECT 1 FROM milestones m WHERE m.order_id = o.id AND m.owner_id = ");
             qb.push_bind(user.to_string()).push("))");
         }
     }
@@ -229,16 +231,13 @@ pub(crate) fn list_query(q: &OrderQuery) -> QueryBuilder<Sqlite> {
         qb.push(" AND o.owner_id = ").push_bind(owner.to_string());
     }
     if let Some(customer) = q.customer {
-        qb.push(" AND o.customer_id = ")
-            .push_bind(customer.to_string());
+        qb.push(" AND o.customer_id = ").push_bind(customer.to_string());
     }
     if let Some(order_type) = q.order_type {
-        qb.push(" AND o.order_type = ")
-            .push_bind(order_type.as_str());
+        qb.push(" AND o.order_type = ").push_bind(order_type.as_str());
     }
     if let Some(due) = q.due_before {
-        qb.push(" AND o.promised_date < ")
-            .push_bind(due.to_string());
+        qb.push(" AND o.promised_date < ").push_bind(due.to_string());
     }
     if let Some(text) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let escaped = text
@@ -275,7 +274,6 @@ pub(crate) fn list_query(q: &OrderQuery) -> QueryBuilder<Sqlite> {
     if let Some(before) = q.before {
         qb.push(" AND o.id < ").push_bind(before.to_string());
     }
-    qb.push(" ORDER BY o.id DESC LIMIT ")
-        .push_bind(i64::from(q.limit));
+    qb.push(" ORDER BY o.id DESC LIMIT ").push_bind(i64::from(q.limit));
     qb
 }
