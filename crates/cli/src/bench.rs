@@ -145,6 +145,7 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
     let customer: Value = client
         .post(format!("{base}/customers"))
         .header("authorization", &auth)
+        .header("x-ordertrail-role", "account_manager")
         .json(&json!({"name": "Bench Customer", "contacts": [{"name": "Pat", "email": "pat@example.com"}]}))
         .send()
         .await
@@ -164,10 +165,22 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
         let request = client
             .post(format!("{base}/orders"))
             .header("authorization", &auth)
+            .header("x-ordertrail-role", "account_manager")
             .json(&order_body);
         async move {
-            let r = request.send().await.ok()?;
+            let r = match request.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("order creation failed: {e}");
+                    return None;
+                }
+            };
             if r.status().as_u16() != 201 {
+                eprintln!(
+                    "order creation failed: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
                 return None;
             }
             let v: Value = r.json().await.ok()?;
@@ -321,11 +334,7 @@ async fn prepare(url: &str, durability: Durability) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
-    let state = AppState {
-        store: Arc::new(store) as Arc<dyn Store>,
-        org: Arc::new(org),
-        clock: Clock::System,
-    };
+    let state = AppState::new(Arc::new(store) as Arc<dyn Store>, org, Clock::System);
     app::add_user(
         &state,
         "bench@example.com",

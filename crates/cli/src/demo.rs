@@ -320,7 +320,6 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
     )
     .await?;
     move_to(state, amy, &chairs, "in_production", BTreeMap::new()).await?;
-    complete(state, amy, &chairs, "order_confirmed", None).await?;
     complete(state, act(&p.omar, Role::Operations), &chairs, "production_start", None).await?;
     let cartons = app::create_order(
         state,

@@ -128,11 +128,7 @@ async fn open(cli: &Cli) -> Result<(Config, AppState, Arc<SqliteStore>), String>
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let store = Arc::new(store);
-    let state = AppState {
-        store: store.clone() as Arc<dyn Store>,
-        org: Arc::new(org),
-        clock: Clock::System,
-    };
+    let state = AppState::new(store.clone() as Arc<dyn Store>, org, Clock::System);
     Ok((config, state, store))
 }
 

@@ -39,11 +39,17 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<User,
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be: Bearer <token>"))?;
-    state
+    let hash = hash_token(token);
+    if let Some(user) = state.tokens.get(&hash) {
+        return Ok(user);
+    }
+    let user = state
         .store
-        .user_by_token_hash(&hash_token(token))
+        .user_by_token_hash(&hash)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+        .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?;
+    state.tokens.put(hash, user.clone());
+    Ok(user)
 }
 
 /// The caller of a request: the user and the role they act in.

@@ -1,5 +1,6 @@
 //! The event log on SQLite: appending to a stream's hash chain, reading a stream, verifying every chain.
 
+use super::batch::Batch;
 use crate::{BrokenLink, StoreError, StoredEvent, VerifyReport, format_time, parse_time};
 use chrono::{DateTime, Utc};
 use ordertrail_domain::event::{Actor, ChainLink, GENESIS_HASH, chain_hash};
@@ -47,13 +48,8 @@ pub(crate) async fn head(conn: &mut SqliteConnection, stream: Uuid) -> Result<He
     })
 }
 
-/// Appends one event after `head` and moves `head` on.
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
-    stream: Uuid,
-    head: &mut Head,
-    e: Append<'_>,
-) -> Result<(), StoreError> {
+/// Adds one event after `head` to `batch` and moves `head` on.
+pub(crate) fn append(batch: &mut Batch, stream: Uuid, head: &mut Head, e: Append<'_>) {
     let seq = head.seq + 1;
     let actor_id = e.actor.user_id().map(|u| u.0);
     let link = ChainLink {
@@ -68,25 +64,24 @@ pub(crate) async fn append(
         payload: e.payload,
     };
     let hash = chain_hash(&head.hash, &link);
-    sqlx::query(
-        "INSERT INTO events (id, stream_id, seq, occurred_at, actor_id, acting_role, kind, reason, payload, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(e.id.to_string())
-    .bind(stream.to_string())
-    .bind(seq)
-    .bind(format_time(e.at))
-    .bind(actor_id.map(|a| a.to_string()))
-    .bind(e.actor.role_name())
-    .bind(e.kind)
-    .bind(e.reason)
-    .bind(e.payload)
-    .bind(&head.hash)
-    .bind(&hash)
-    .execute(conn)
-    .await?;
+    batch
+        .push(
+            "INSERT INTO events (id, stream_id, seq, occurred_at, actor_id, acting_role, kind, reason, payload, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            1,
+        )
+        .bind(e.id.to_string())
+        .bind(stream.to_string())
+        .bind(seq)
+        .bind(format_time(e.at))
+        .bind(actor_id.map(|a| a.to_string()))
+        .bind(e.actor.role_name())
+        .bind(e.kind.to_string())
+        .bind(e.reason.map(str::to_string))
+        .bind(e.payload.to_string())
+        .bind(head.hash.clone())
+        .bind(hash.clone());
     *head = Head { seq, hash };
-    Ok(())
 }
 
 fn uuid(text: &str) -> Result<Uuid, StoreError> {

@@ -1,6 +1,7 @@
 //! The SQLite engine: one file, WAL mode, a single writer connection (so writes queue in the process instead
 //! of failing on a busy database) and a small pool of readers.
 
+mod batch;
 mod log;
 mod orders;
 
@@ -9,6 +10,7 @@ use crate::{
     parse_time,
 };
 use async_trait::async_trait;
+use batch::Batch;
 use chrono::{DateTime, Utc};
 use log::{Append, Head};
 use ordertrail_domain::Role;
@@ -22,7 +24,7 @@ use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,9 +141,10 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Appends an order's events after `head`, with one outbox row each (offered to outbound webhooks).
-async fn append_order_events(
-    conn: &mut SqliteConnection,
+/// Adds an order's events after `head` to `batch`, applying each to `order`, with the side-table writes each
+/// implies and one outbox row per event (offered to outbound webhooks).
+fn append_order_events(
+    batch: &mut Batch,
     order: &mut Order,
     head: &mut Head,
     meta: Meta,
@@ -151,34 +154,30 @@ async fn append_order_events(
         let id = Uuid::now_v7();
         order.apply(event, meta.at);
         let payload = json(event)?;
-        log::append(
-            conn,
-            order.id.0,
-            head,
-            Append {
-                id,
-                at: meta.at,
-                actor: meta.actor,
-                reason: reason.as_deref(),
-                kind: event.kind(),
-                payload: &payload,
-            },
-        )
-        .await?;
-        orders::project_event(conn, order, event).await?;
+        let append = Append {
+            id,
+            at: meta.at,
+            actor: meta.actor,
+            reason: reason.as_deref(),
+            kind: event.kind(),
+            payload: &payload,
+        };
+        log::append(batch, order.id.0, head, append);
+        orders::project_event(batch, order, event)?;
         let message = serde_json::json!({ "event_id": id, "order_id": order.id, "order_number": order.number, "kind": event.kind() });
-        sqlx::query(
-            "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-             VALUES ($1, $2, $3, 'webhook.order_event', $4, $5, $6, 'pending', 0, $6)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(order.id.to_string())
-        .bind(id.to_string())
-        .bind(format!("order_event:{id}"))
-        .bind(message.to_string())
-        .bind(format_time(meta.at))
-        .execute(&mut *conn)
-        .await?;
+        batch
+            .push(
+                "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
+                 VALUES (?, ?, ?, 'webhook.order_event', ?, ?, ?, 'pending', 0, ?)",
+                1,
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(order.id.to_string())
+            .bind(id.to_string())
+            .bind(format!("order_event:{id}"))
+            .bind(message.to_string())
+            .bind(format_time(meta.at))
+            .bind(format_time(meta.at));
     }
     Ok(())
 }
@@ -213,59 +212,59 @@ impl Store for SqliteStore {
     async fn record_org_event(&self, event: NewEvent<OrgEvent>) -> Result<(), StoreError> {
         let at = truncate_to_micros(event.at);
         let mut tx = self.begin().await?;
-        let result = match &event.payload {
-            OrgEvent::UserAdded { user } => sqlx::query(
-                "INSERT INTO users (id, email, name, roles, customer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(user.id.to_string())
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(json(&user.roles)?)
-            .bind(user.customer_id.map(|c| c.to_string()))
-            .bind(format_time(user.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    StoreError::Conflict(format!("a user with email {} already exists", user.email))
-                } else {
-                    e.into()
-                }
-            }),
+        let mut head = log::head(&mut tx, ORG_STREAM).await?;
+        let mut batch = Batch::default();
+        let kind = match &event.payload {
+            OrgEvent::UserAdded { user } => {
+                batch
+                    .push(
+                        "INSERT INTO users (id, email, name, roles, customer_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        1,
+                    )
+                    .bind(user.id.to_string())
+                    .bind(user.email.clone())
+                    .bind(user.name.clone())
+                    .bind(json(&user.roles)?)
+                    .bind(user.customer_id.map(|c| c.to_string()))
+                    .bind(format_time(user.created_at));
+                "user_added"
+            }
             OrgEvent::TokenIssued {
                 token_id,
                 user_id,
                 token_hash,
-            } => sqlx::query("INSERT INTO tokens (id, user_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(token_id.to_string())
-                .bind(user_id.to_string())
-                .bind(token_hash)
-                .bind(format_time(at))
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from),
+            } => {
+                batch
+                    .push(
+                        "INSERT INTO tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                        1,
+                    )
+                    .bind(token_id.to_string())
+                    .bind(user_id.to_string())
+                    .bind(token_hash.clone())
+                    .bind(format_time(at));
+                "token_issued"
+            }
         };
-        result?;
-        let kind = match &event.payload {
-            OrgEvent::UserAdded { .. } => "user_added",
-            OrgEvent::TokenIssued { .. } => "token_issued",
-        };
-        let mut head = log::head(&mut tx, ORG_STREAM).await?;
         let payload = json(&event.payload)?;
-        log::append(
-            &mut tx,
-            ORG_STREAM,
-            &mut head,
-            Append {
-                id: event.id.0,
-                at,
-                actor: event.actor,
-                reason: event.reason.as_deref(),
-                kind,
-                payload: &payload,
-            },
-        )
-        .await?;
+        let append = Append {
+            id: event.id.0,
+            at,
+            actor: event.actor,
+            reason: event.reason.as_deref(),
+            kind,
+            payload: &payload,
+        };
+        log::append(&mut batch, ORG_STREAM, &mut head, append);
+        batch
+            .run(&mut tx, || "the organisation's log moved on".into())
+            .await
+            .map_err(|e| match (e, &event.payload) {
+                (StoreError::Database(db), OrgEvent::UserAdded { user }) if unique_violation(&db) => {
+                    StoreError::Conflict(format!("a user with email {} already exists", user.email))
+                }
+                (e, _) => e,
+            })?;
         tx.commit().await?;
         Ok(())
     }
@@ -314,32 +313,29 @@ impl Store for SqliteStore {
         let at = truncate_to_micros(event.at);
         let CustomerEvent::CustomerCreated { customer } = &event.payload;
         let payload = json(&event.payload)?;
-        let mut tx = self.begin().await?;
+        let mut batch = Batch::default();
         let mut head = Head::genesis();
-        log::append(
-            &mut tx,
-            customer.id.0,
-            &mut head,
-            Append {
-                id: event.id.0,
-                at,
-                actor: event.actor,
-                reason: event.reason.as_deref(),
-                kind: "customer_created",
-                payload: &payload,
-            },
-        )
-        .await?;
-        sqlx::query(
-            "INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES ($1, $2, $3, 1, $4, $5)",
-        )
-        .bind(customer.id.to_string())
-        .bind(&customer.name)
-        .bind(json(customer)?)
-        .bind(&head.hash)
-        .bind(format_time(customer.created_at))
-        .execute(&mut *tx)
-        .await?;
+        let append = Append {
+            id: event.id.0,
+            at,
+            actor: event.actor,
+            reason: event.reason.as_deref(),
+            kind: "customer_created",
+            payload: &payload,
+        };
+        log::append(&mut batch, customer.id.0, &mut head, append);
+        batch
+            .push(
+                "INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES (?, ?, ?, 1, ?, ?)",
+                1,
+            )
+            .bind(customer.id.to_string())
+            .bind(customer.name.clone())
+            .bind(json(customer)?)
+            .bind(head.hash.clone())
+            .bind(format_time(customer.created_at));
+        let mut tx = self.begin().await?;
+        batch.run(&mut tx, || "the customer already exists".into()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -372,18 +368,19 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let created = planned.created(pattern.render(planned.order_date(), seq));
-        let mut order = match &created {
-            OrderEvent::OrderCreated { order } => (**order).clone(),
-            _ => {
-                return Err(StoreError::Corrupt(
-                    "a planned order must start with its creation".into(),
-                ));
-            }
+        let OrderEvent::OrderCreated { order } = &created else {
+            return Err(StoreError::Corrupt(
+                "a planned order must start with its creation".into(),
+            ));
         };
+        let mut order = (**order).clone();
         order.version = 0;
+        let mut batch = Batch::default();
         let mut head = Head::genesis();
-        append_order_events(&mut tx, &mut order, &mut head, meta, &[(created, None)]).await?;
-        orders::insert(&mut tx, &order, &self.workflows, &head.hash)
+        append_order_events(&mut batch, &mut order, &mut head, meta, &[(created, None)])?;
+        orders::insert(&mut batch, &order, &self.workflows, &head.hash)?;
+        batch
+            .run(&mut tx, || format!("order {} could not be written", order.number))
             .await
             .map_err(|e| match e {
                 StoreError::Database(ref db) if unique_violation(db) => {
@@ -415,8 +412,14 @@ impl Store for SqliteStore {
             seq: before.version,
             hash: row.try_get("head_hash").map_err(StoreError::from)?,
         };
-        append_order_events(&mut tx, &mut after, &mut head, meta, &decision).await?;
-        orders::update(&mut tx, &after, before.version, &self.workflows, &head.hash).await?;
+        let mut batch = Batch::default();
+        append_order_events(&mut batch, &mut after, &mut head, meta, &decision)?;
+        orders::update(&mut batch, &after, before.version, &self.workflows, &head.hash)?;
+        batch
+            .run(&mut tx, || {
+                format!("order {} changed while it was being written", after.number)
+            })
+            .await?;
         tx.commit().await?;
         Ok(after)
     }

@@ -1,12 +1,13 @@
 //! The order projections on SQLite: the `orders` row (whole record as JSON plus the columns lists filter on),
 //! its people, milestones and follow-ups, written from the order as the events left it.
 
+use super::batch::Batch;
 use crate::{OrderQuery, StoreError, Visibility, format_time};
 use ordertrail_domain::event::OrderEvent;
 use ordertrail_domain::order::{Order, Relation};
 use ordertrail_domain::progress::{Health, HealthInputs};
 use ordertrail_domain::workflow::Workflows;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite};
 
 fn derived(order: &Order, workflows: &Workflows) -> HealthInputs {
     match workflows.get(&order.workflow) {
@@ -47,131 +48,132 @@ fn body(order: &Order) -> Result<String, StoreError> {
     serde_json::to_string(order).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
+/// Adds the new order's rows: the order, its people, its milestones.
+pub(crate) fn insert(
+    batch: &mut Batch,
     order: &Order,
     workflows: &Workflows,
     head_hash: &str,
 ) -> Result<(), StoreError> {
     let d = derived(order, workflows);
-    sqlx::query(
-        "INSERT INTO orders (id, number, workflow, status, customer_id, owner_id, order_type, amount_minor, currency,
-            order_date, promised_date, awaits_delivery, next_due_on, last_planned_on, open_exceptions, search_text,
-            body, version, head_hash, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-    )
-    .bind(order.id.to_string())
-    .bind(&order.number)
-    .bind(&order.workflow)
-    .bind(&order.status)
-    .bind(order.customer_id.to_string())
-    .bind(order.person(Relation::Owner).map(|u| u.to_string()))
-    .bind(order.order_type.as_str())
-    .bind(order.amount.minor)
-    .bind(&order.amount.currency)
-    .bind(order.order_date.to_string())
-    .bind(order.promised_date.to_string())
-    .bind(d.awaits_delivery)
-    .bind(d.next_due_on.map(|x| x.to_string()))
-    .bind(d.last_planned_on.map(|x| x.to_string()))
-    .bind(d.open_exceptions as i64)
-    .bind(search_text(order))
-    .bind(body(order)?)
-    .bind(order.version)
-    .bind(head_hash)
-    .bind(format_time(order.created_at))
-    .bind(format_time(order.updated_at))
-    .execute(&mut *conn)
-    .await?;
-    for person in &order.people {
-        sqlx::query("INSERT INTO order_people (order_id, user_id, relation) VALUES ($1, $2, $3)")
-            .bind(order.id.to_string())
-            .bind(person.user_id.to_string())
-            .bind(person.relation.as_str())
-            .execute(&mut *conn)
-            .await?;
-    }
-    for m in &order.milestones {
-        sqlx::query(
-            "INSERT INTO milestones (id, order_id, key, name, position, planned_on, owner_role, owner_id, client_action, completed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    batch
+        .push(
+            "INSERT INTO orders (id, number, workflow, status, customer_id, owner_id, order_type, amount_minor, currency,
+                order_date, promised_date, awaits_delivery, next_due_on, last_planned_on, open_exceptions, search_text,
+                body, version, head_hash, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            1,
         )
-        .bind(m.id.to_string())
         .bind(order.id.to_string())
-        .bind(&m.key)
-        .bind(&m.name)
-        .bind(m.position)
-        .bind(m.planned_on.to_string())
-        .bind(m.owner_role.as_str())
-        .bind(m.owner_id.map(|u| u.to_string()))
-        .bind(m.client_action)
-        .bind(m.completed_at.map(format_time))
-        .execute(&mut *conn)
-        .await?;
+        .bind(order.number.clone())
+        .bind(order.workflow.clone())
+        .bind(order.status.clone())
+        .bind(order.customer_id.to_string())
+        .bind(order.person(Relation::Owner).map(|u| u.to_string()))
+        .bind(order.order_type.as_str())
+        .bind(order.amount.minor)
+        .bind(order.amount.currency.clone())
+        .bind(order.order_date.to_string())
+        .bind(order.promised_date.to_string())
+        .bind(d.awaits_delivery)
+        .bind(d.next_due_on.map(|x| x.to_string()))
+        .bind(d.last_planned_on.map(|x| x.to_string()))
+        .bind(d.open_exceptions as i64)
+        .bind(search_text(order))
+        .bind(body(order)?)
+        .bind(order.version)
+        .bind(head_hash.to_string())
+        .bind(format_time(order.created_at))
+        .bind(format_time(order.updated_at));
+    if !order.people.is_empty() {
+        let values = vec!["(?, ?, ?)"; order.people.len()].join(", ");
+        batch.push(
+            &format!("INSERT INTO order_people (order_id, user_id, relation) VALUES {values}"),
+            order.people.len() as u64,
+        );
+        for person in &order.people {
+            batch
+                .bind(order.id.to_string())
+                .bind(person.user_id.to_string())
+                .bind(person.relation.as_str());
+        }
+    }
+    if !order.milestones.is_empty() {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; order.milestones.len()].join(", ");
+        batch.push(
+            &format!(
+                "INSERT INTO milestones (id, order_id, key, name, position, planned_on, owner_role, owner_id, client_action, completed_at)
+                 VALUES {values}"
+            ),
+            order.milestones.len() as u64,
+        );
+        for m in &order.milestones {
+            batch
+                .bind(m.id.to_string())
+                .bind(order.id.to_string())
+                .bind(m.key.clone())
+                .bind(m.name.clone())
+                .bind(m.position)
+                .bind(m.planned_on.to_string())
+                .bind(m.owner_role.as_str())
+                .bind(m.owner_id.map(|u| u.to_string()))
+                .bind(m.client_action)
+                .bind(m.completed_at.map(format_time));
+        }
     }
     Ok(())
 }
 
-/// Updates the order row from `after`, guarded by the version it was loaded at.
-pub(crate) async fn update(
-    conn: &mut SqliteConnection,
+/// Adds the update of the order row from `after`, guarded by the version it was loaded at.
+pub(crate) fn update(
+    batch: &mut Batch,
     after: &Order,
     loaded_version: i64,
     workflows: &Workflows,
     head_hash: &str,
 ) -> Result<(), StoreError> {
     let d = derived(after, workflows);
-    let done = sqlx::query(
-        "UPDATE orders SET status = $1, awaits_delivery = $2, next_due_on = $3, last_planned_on = $4,
-            open_exceptions = $5, body = $6, version = $7, head_hash = $8, updated_at = $9
-         WHERE id = $10 AND version = $11",
-    )
-    .bind(&after.status)
-    .bind(d.awaits_delivery)
-    .bind(d.next_due_on.map(|x| x.to_string()))
-    .bind(d.last_planned_on.map(|x| x.to_string()))
-    .bind(d.open_exceptions as i64)
-    .bind(body(after)?)
-    .bind(after.version)
-    .bind(head_hash)
-    .bind(format_time(after.updated_at))
-    .bind(after.id.to_string())
-    .bind(loaded_version)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::Conflict(format!(
-            "order {} changed while it was being written",
-            after.number
-        )));
-    }
+    batch
+        .push(
+            "UPDATE orders SET status = ?, awaits_delivery = ?, next_due_on = ?, last_planned_on = ?,
+                open_exceptions = ?, body = ?, version = ?, head_hash = ?, updated_at = ?
+             WHERE id = ? AND version = ?",
+            1,
+        )
+        .bind(after.status.clone())
+        .bind(d.awaits_delivery)
+        .bind(d.next_due_on.map(|x| x.to_string()))
+        .bind(d.last_planned_on.map(|x| x.to_string()))
+        .bind(d.open_exceptions as i64)
+        .bind(body(after)?)
+        .bind(after.version)
+        .bind(head_hash.to_string())
+        .bind(format_time(after.updated_at))
+        .bind(after.id.to_string())
+        .bind(loaded_version);
     Ok(())
 }
 
-/// Writes the side tables an event touches (milestone rows, follow-up rows).
-pub(crate) async fn project_event(
-    conn: &mut SqliteConnection,
-    after: &Order,
-    event: &OrderEvent,
-) -> Result<(), StoreError> {
+/// Adds the writes to the side tables an event touches (milestone rows, follow-up rows).
+pub(crate) fn project_event(batch: &mut Batch, after: &Order, event: &OrderEvent) -> Result<(), StoreError> {
     let milestone_id = match event {
         OrderEvent::MilestoneReplanned { milestone_id, .. }
         | OrderEvent::MilestoneOwnerChanged { milestone_id, .. }
         | OrderEvent::MilestoneCompleted { milestone_id, .. } => Some(*milestone_id),
         OrderEvent::FollowUpLogged { follow_up } => {
-            sqlx::query("INSERT INTO follow_ups (id, order_id, occurred_at, status, body) VALUES ($1, $2, $3, $4, $5)")
+            let status = serde_json::to_value(follow_up.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
+            batch
+                .push(
+                    "INSERT INTO follow_ups (id, order_id, occurred_at, status, body) VALUES (?, ?, ?, ?, ?)",
+                    1,
+                )
                 .bind(follow_up.id.to_string())
                 .bind(after.id.to_string())
                 .bind(format_time(follow_up.occurred_at))
-                .bind(
-                    serde_json::to_value(follow_up.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                )
-                .bind(serde_json::to_string(follow_up).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                .execute(&mut *conn)
-                .await?;
+                .bind(status.unwrap_or_default())
+                .bind(serde_json::to_string(follow_up).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             None
         }
         OrderEvent::OrderCreated { .. } | OrderEvent::StatusChanged { .. } | OrderEvent::ChecklistUpdated { .. } => {
@@ -179,13 +181,15 @@ pub(crate) async fn project_event(
         }
     };
     if let Some(m) = milestone_id.and_then(|id| after.milestone(id)) {
-        sqlx::query("UPDATE milestones SET planned_on = $1, owner_id = $2, completed_at = $3 WHERE id = $4")
+        batch
+            .push(
+                "UPDATE milestones SET planned_on = ?, owner_id = ?, completed_at = ? WHERE id = ?",
+                1,
+            )
             .bind(m.planned_on.to_string())
             .bind(m.owner_id.map(|u| u.to_string()))
             .bind(m.completed_at.map(format_time))
-            .bind(m.id.to_string())
-            .execute(&mut *conn)
-            .await?;
+            .bind(m.id.to_string());
     }
     Ok(())
 }
