@@ -72,6 +72,8 @@ pub struct OrderContext<'a> {
     pub customer: &'a Customer,
     /// The roles of every user the request names (people and milestone owners); a missing user is unknown.
     pub people_roles: &'a BTreeMap<UserId, Vec<Role>>,
+    /// For named customer users linked to a customer record: that customer.
+    pub people_customers: &'a BTreeMap<UserId, CustomerId>,
     pub today: NaiveDate,
     pub now: DateTime<Utc>,
 }
@@ -180,6 +182,15 @@ pub fn plan_order(
             Some(roles) if person.relation == Relation::Customer && !roles.contains(&Role::Customer) => {
                 p.add(field, "the customer on an order must be a user with the customer role")
             }
+            Some(_)
+                if person.relation == Relation::Customer
+                    && ctx
+                        .people_customers
+                        .get(&person.user_id)
+                        .is_some_and(|c| *c != ctx.customer.id) =>
+            {
+                p.add(field, "this customer user belongs to another customer")
+            }
             Some(roles) if person.relation != Relation::Customer && !roles.iter().any(|r| r.is_staff()) => p.add(
                 field,
                 format!("a {} must be a staff user, not a customer", person.relation.as_str()),
@@ -208,8 +219,15 @@ pub fn plan_order(
                 format!("milestone_owners.{key}"),
                 format!("workflow {} has no milestone '{key}'", wf.id),
             );
-        } else if !ctx.people_roles.contains_key(user) {
-            p.add(format!("milestone_owners.{key}"), "no such user");
+        } else {
+            match ctx.people_roles.get(user) {
+                None => p.add(format!("milestone_owners.{key}"), "no such user"),
+                Some(roles) if !roles.iter().any(|r| r.is_staff()) => p.add(
+                    format!("milestone_owners.{key}"),
+                    "a milestone owner must be a staff user",
+                ),
+                Some(_) => {}
+            }
         }
     }
     for (key, items) in &input.extra_checklist {
@@ -616,7 +634,9 @@ pub fn complete_milestone(
     ctx.visible(order)?;
     check_version(order, completion.expected_version)?;
     let m = milestone(order, id)?;
-    ctx.open(order)?;
+    if !(m.after_delivery && ctx.workflow.status(&order.status).is_some_and(|s| s.delivered)) {
+        ctx.open(order)?;
+    }
     if !may_complete(m, ctx.acting) {
         return Err(DomainError::RoleNotAllowed {
             role: ctx.acting.role,

@@ -141,12 +141,16 @@ pub async fn create_order(state: &AppState, acting: Acting, input: NewOrder) -> 
         .collect();
     named.sort();
     named.dedup();
-    let people_roles: BTreeMap<UserId, Vec<Role>> = state.store.user_roles(&named).await?.into_iter().collect();
+    let users = state.store.users(&named).await?;
+    let people_roles: BTreeMap<UserId, Vec<Role>> = users.iter().map(|u| (u.id, u.roles.clone())).collect();
+    let people_customers: BTreeMap<UserId, CustomerId> =
+        users.iter().filter_map(|u| Some((u.id, u.customer_id?))).collect();
     let now = state.now();
     let ctx = OrderContext {
         workflow,
         customer: &customer,
         people_roles: &people_roles,
+        people_customers: &people_customers,
         today: state.local_date(now),
         now,
     };

@@ -199,7 +199,6 @@ async fn verify_notices_a_deleted_last_event_and_a_changed_acting_role() {
 }
 
 #[tokio::test]
-#[ignore = "bug: GET /orders/{id}/events shows the amount and the customer contact to roles the order view hides them from (routes/orders.rs events)"]
 async fn the_event_log_does_not_show_the_manufacturer_what_the_order_view_hides_from_them() {
     // R40: the order view leaves out the amount and the customer contact for production and marketplace roles,
     // but the order_created event carries the whole order, and the events route hands it to any staff role.

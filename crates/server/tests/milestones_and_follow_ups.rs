@@ -574,7 +574,6 @@ async fn customers_may_not_log_or_read_follow_ups_and_bad_follow_ups_are_refused
 }
 
 #[tokio::test]
-#[ignore = "bug: the after-sales milestone of a standard order can never be completed once the order is completed (decide.rs complete_milestone refuses terminal orders)"]
 async fn the_after_sales_follow_up_can_be_recorded_after_the_order_is_completed() {
     // Seed 004's last node, after-sales, is planned a week after the promised date, i.e. after the customer
     // has signed and the order has been completed. A completed order is terminal, and completing a milestone of

@@ -15,6 +15,7 @@ mod time;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use ordertrail_domain::DomainError;
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::decide::PlannedOrder;
 use ordertrail_domain::event::{Actor, CustomerEvent, NewEvent, OrderEvent, OrgEvent};
@@ -23,7 +24,6 @@ use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::{Order, OrderType};
 use ordertrail_domain::progress::Health;
-use ordertrail_domain::{DomainError, Role};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -165,7 +165,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError>;
-    async fn user_roles(&self, ids: &[UserId]) -> Result<Vec<(UserId, Vec<Role>)>, StoreError>;
+    /// The users with these ids (unknown ids are left out).
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
     async fn count_users(&self) -> Result<i64, StoreError>;
 
     // Customers.

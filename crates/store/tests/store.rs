@@ -103,6 +103,7 @@ async fn create(f: &Fixture, workflow: &str, order_date: NaiveDate, promised: Na
         workflow: f.workflows.get(workflow).expect("wf"),
         customer: &f.customer,
         people_roles: &people,
+        people_customers: &BTreeMap::new(),
         today: order_date,
         now,
     };

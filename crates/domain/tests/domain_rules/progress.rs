@@ -366,6 +366,7 @@ fn an_order_without_milestones_is_complete_only_when_closed() {
         workflow: &wf,
         customer: &customer,
         people_roles: &roles,
+        people_customers: &std::collections::BTreeMap::new(),
         today: order_date(),
         now: noon(2026, 1, 5),
     };

@@ -181,6 +181,7 @@ pub fn plan(input: NewOrder, by: Acting) -> Result<PlannedOrder, DomainError> {
         workflow: wf,
         customer: &customer,
         people_roles: &roles,
+        people_customers: &BTreeMap::new(),
         today: order_date(),
         now: noon(2026, 1, 5),
     };

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use ordertrail_domain::Role;
+use ordertrail_domain::access::FieldVisibility;
 use ordertrail_domain::decide::{NewOrder, TransitionRequest, transition as decide_transition};
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::order::OrderType;
@@ -149,7 +150,8 @@ pub async fn transition(
 }
 
 /// The order's audit log: every change, who made it in which role, when and why, with its hash chain.
-/// Staff only.
+/// The log keeps every value as it was recorded, amounts and customer contacts included, so it is shown only
+/// to roles that may see those (sales, finance, admin).
 #[utoipa::path(get, path = "/api/v1/orders/{id}/events", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = Vec<StoredEvent>), CommonProblems))]
@@ -159,6 +161,12 @@ pub async fn events(
     ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<Json<Vec<StoredEvent>>> {
     app::visible_order(&state, &caller, id).await?;
-    caller.require_staff()?;
+    let visible = FieldVisibility::for_role(caller.role);
+    if !(visible.internal && visible.money && visible.customer_contact) {
+        return Err(ApiError::forbidden(format!(
+            "the audit log shows amounts and customer contacts, which the role {} may not see",
+            caller.role
+        )));
+    }
     Ok(Json(state.store.events(id.0).await?))
 }

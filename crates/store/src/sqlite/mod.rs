@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use batch::Batch;
 use chrono::{DateTime, Utc};
 use log::{Append, Head};
-use ordertrail_domain::Role;
+
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::decide::PlannedOrder;
 use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrderEvent, OrgEvent, truncate_to_micros};
@@ -293,11 +293,11 @@ impl Store for SqliteStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn user_roles(&self, ids: &[UserId]) -> Result<Vec<(UserId, Vec<Role>)>, StoreError> {
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(user) = self.user(*id).await? {
-                found.push((user.id, user.roles));
+                found.push(user);
             }
         }
         Ok(found)
