@@ -274,11 +274,11 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         confirm: true,
         ..Default::default()
     };
-    app::change_order(state, act(&p.ivy, Role::IpOwner), bracket.id, |o, ctx| {
+    app::change_order(state, act(&p.ivy, Role::IpOwner), bracket.id, move |o, ctx| {
         transition(o, confirm("confirmed"), ctx)
     })
     .await?;
-    app::change_order(state, act(&p.max, Role::Manufacturer), bracket.id, |o, ctx| {
+    app::change_order(state, act(&p.max, Role::Manufacturer), bracket.id, move |o, ctx| {
         transition(o, confirm("in_production"), ctx)
     })
     .await?;
@@ -358,7 +358,7 @@ async fn move_to(
         confirm: true,
         ..Default::default()
     };
-    app::change_order(state, acting, order.id, |o, ctx| transition(o, req.clone(), ctx))
+    app::change_order(state, acting, order.id, move |o, ctx| transition(o, req.clone(), ctx))
         .await
         .map(drop)
 }
@@ -383,7 +383,7 @@ async fn complete(
         ..Default::default()
     };
     let id = m.id;
-    app::change_order(state, acting, order.id, |o, ctx| {
+    app::change_order(state, acting, order.id, move |o, ctx| {
         complete_milestone(o, id, completion.clone(), ctx)
     })
     .await
@@ -417,7 +417,7 @@ async fn follow_up(
         attachments: vec![],
     };
     let id = FollowUpId(Uuid::now_v7());
-    app::change_order(state, acting, order.id, |o, ctx| {
+    app::change_order(state, acting, order.id, move |o, ctx| {
         log_follow_up(o, id, record.clone(), ctx)
     })
     .await

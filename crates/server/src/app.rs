@@ -164,7 +164,7 @@ pub async fn create_order(state: &AppState, acting: Acting, input: NewOrder) -> 
     };
     Ok(state
         .store
-        .create_order(&planned, &state.org.number_pattern, meta)
+        .create_order(planned, state.org.number_pattern.clone(), meta)
         .await?)
 }
 
@@ -174,7 +174,7 @@ pub async fn change_order(
     state: &AppState,
     acting: Acting,
     id: OrderId,
-    decide: impl Fn(&Order, &ChangeContext<'_>) -> Result<Decision, DomainError> + Send + Sync,
+    decide: impl Fn(&Order, &ChangeContext<'_>) -> Result<Decision, DomainError> + Send + Sync + 'static,
 ) -> ApiResult<Order> {
     let now = state.now();
     let meta = Meta {
@@ -184,8 +184,9 @@ pub async fn change_order(
         },
         at: now,
     };
-    let decide = |order: &Order| {
-        let workflow = state.workflow(&order.workflow).ok_or_else(|| {
+    let org = state.org.clone();
+    let decide = move |order: &Order| {
+        let workflow = org.workflows.get(&order.workflow).ok_or_else(|| {
             DomainError::Conflict(format!(
                 "the order's workflow '{}' is no longer configured",
                 order.workflow
@@ -193,13 +194,13 @@ pub async fn change_order(
         })?;
         let ctx = ChangeContext {
             workflow,
-            access: &state.org.access,
+            access: &org.access,
             acting,
             now,
         };
         decide(order, &ctx)
     };
-    Ok(state.store.change_order(id, meta, &decide).await?)
+    Ok(state.store.change_order(id, meta, Box::new(decide)).await?)
 }
 
 /// An order the caller may see; any other answers 404, as if it did not exist.

@@ -68,8 +68,9 @@ pub struct Meta {
 /// A domain decision on an order: events with their reasons.
 pub type Decision = Vec<(OrderEvent, Option<String>)>;
 
-/// The caller's decision about a loaded order (authorise and decide, in the domain).
-pub type Decide<'a> = dyn Fn(&Order) -> Result<Decision, DomainError> + Send + Sync + 'a;
+/// The caller's decision about a loaded order (authorise and decide, in the domain). It runs inside the write
+/// transaction, on the writer task, so it owns what it needs.
+pub type Decide = dyn Fn(&Order) -> Result<Decision, DomainError> + Send + Sync + 'static;
 
 /// One event as stored, for the audit log view and verification.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -176,11 +177,11 @@ pub trait Store: Send + Sync + 'static {
     // Orders: the one write path, and reads.
     async fn create_order(
         &self,
-        planned: &PlannedOrder,
-        pattern: &NumberPattern,
+        planned: PlannedOrder,
+        pattern: NumberPattern,
         meta: Meta,
-    ) -> Result<Order, StoreError>;
-    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError>;
+    ) -> Result<Order, WriteError>;
+    async fn change_order(&self, id: OrderId, meta: Meta, decide: Box<Decide>) -> Result<Order, WriteError>;
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError>;

@@ -110,8 +110,8 @@ async fn create(f: &Fixture, workflow: &str, order_date: NaiveDate, promised: Na
     let planned = plan_order(input, acting(), &ctx, &mut Uuid::now_v7).expect("valid order");
     f.store
         .create_order(
-            &planned,
-            &NumberPattern::default(),
+            planned,
+            NumberPattern::default(),
             Meta {
                 actor: Actor::System,
                 at: now,
@@ -151,6 +151,7 @@ async fn the_health_filter_in_sql_agrees_with_the_domain_rule_on_every_day() {
         create(&f, "make-to-order", d(1, 8), d(1, 25)).await,
     ];
     let first = orders[0].milestones[0].clone();
+    let workflows = f.workflows.clone();
     let done = f
         .store
         .change_order(
@@ -162,8 +163,8 @@ async fn the_health_filter_in_sql_agrees_with_the_domain_rule_on_every_day() {
                 },
                 at: at(2026, 1, 6),
             },
-            &|o: &Order| {
-                let wf = f.workflows.get(&o.workflow).expect("wf");
+            Box::new(move |o: &Order| {
+                let wf = workflows.get(&o.workflow).expect("wf");
                 let ctx = ChangeContext {
                     workflow: wf,
                     access: &Default::default(),
@@ -179,7 +180,7 @@ async fn the_health_filter_in_sql_agrees_with_the_domain_rule_on_every_day() {
                     },
                     &ctx,
                 )
-            },
+            }),
         )
         .await
         .expect("completed");
@@ -228,7 +229,7 @@ async fn a_refused_decision_writes_nothing() {
                 actor: Actor::System,
                 at: at(2026, 1, 6),
             },
-            &|_: &Order| Err(DomainError::Conflict("no".into())),
+            Box::new(|_: &Order| Err(DomainError::Conflict("no".into()))),
         )
         .await;
     assert!(matches!(refused, Err(WriteError::Domain(DomainError::Conflict(_)))));

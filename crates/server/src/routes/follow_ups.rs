@@ -13,7 +13,7 @@ use ordertrail_domain::decide::log_follow_up;
 use ordertrail_domain::event::OrderEvent;
 use ordertrail_domain::follow_up::{FollowUp, NewFollowUp};
 use ordertrail_domain::ids::{FollowUpId, OrderId};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Logs a contact or progress note on the order.
@@ -29,16 +29,17 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<FollowUp>)> {
     let follow_up_id = FollowUpId(Uuid::now_v7());
     // The record the domain decided on, kept to answer with once it is committed.
-    let logged = Mutex::new(None);
-    app::change_order(&state, caller.acting(), id, |order, ctx| {
+    let logged = Arc::new(Mutex::new(None));
+    let decided = logged.clone();
+    app::change_order(&state, caller.acting(), id, move |order, ctx| {
         let decision = log_follow_up(order, follow_up_id, input.clone(), ctx)?;
         if let Some((OrderEvent::FollowUpLogged { follow_up }, _)) = decision.first() {
-            *logged.lock().unwrap_or_else(|p| p.into_inner()) = Some((**follow_up).clone());
+            *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some((**follow_up).clone());
         }
         Ok(decision)
     })
     .await?;
-    let logged = logged.into_inner().unwrap_or_else(|p| p.into_inner());
+    let logged = logged.lock().unwrap_or_else(|p| p.into_inner()).take();
     logged
         .map(|f| (StatusCode::CREATED, Json(f)))
         .ok_or_else(|| ApiError::not_found("follow-up"))

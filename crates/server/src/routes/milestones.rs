@@ -56,7 +56,7 @@ pub async fn change(
         ),
         _ => None,
     };
-    let order = app::change_order(&state, caller.acting(), id, |order, ctx| {
+    let order = app::change_order(&state, caller.acting(), id, move |order, ctx| {
         change_milestone(order, mid, change.clone(), owner_exists, ctx)
     })
     .await?;
@@ -76,7 +76,7 @@ pub async fn complete(
     ApiPath((id, mid)): ApiPath<(OrderId, MilestoneId)>,
     ApiJson(completion): ApiJson<MilestoneCompletion>,
 ) -> ApiResult<Json<Milestone>> {
-    let order = app::change_order(&state, caller.acting(), id, |order, ctx| {
+    let order = app::change_order(&state, caller.acting(), id, move |order, ctx| {
         complete_milestone(order, mid, completion.clone(), ctx)
     })
     .await?;

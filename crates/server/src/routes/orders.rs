@@ -142,7 +142,7 @@ pub async fn transition(
     ApiPath(id): ApiPath<OrderId>,
     ApiJson(req): ApiJson<TransitionRequest>,
 ) -> ApiResult<Json<OrderView>> {
-    let order = app::change_order(&state, caller.acting(), id, |order, ctx| {
+    let order = app::change_order(&state, caller.acting(), id, move |order, ctx| {
         decide_transition(order, req.clone(), ctx)
     })
     .await?;

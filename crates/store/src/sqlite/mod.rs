@@ -2,6 +2,7 @@
 //! of failing on a busy database) and a small pool of readers.
 
 mod batch;
+mod group;
 mod log;
 mod orders;
 
@@ -43,7 +44,8 @@ pub enum Durability {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
-    workflows: Arc<Workflows>,
+    /// Order writes, group-committed by the writer task (see `group`).
+    jobs: tokio::sync::mpsc::Sender<group::Job>,
 }
 
 /// The connect options every connection uses (the bench's bare transaction uses the same).
@@ -82,11 +84,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
-        Ok(SqliteStore {
-            reader,
-            writer,
-            workflows,
-        })
+        let jobs = group::spawn(writer.clone(), workflows);
+        Ok(SqliteStore { reader, writer, jobs })
     }
 
     /// Brings the schema up to date. Refuses a database whose schema is newer than this program.
@@ -122,6 +121,17 @@ impl SqliteStore {
     /// The writer pool, for tests and tools that must reach behind the product (e.g. to tamper with a row).
     pub fn writer_pool(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// Hands an order write to the writer task and waits for its committed answer.
+    async fn submit(
+        &self,
+        job: group::Job,
+        answer: tokio::sync::oneshot::Receiver<Result<Order, WriteError>>,
+    ) -> Result<Order, WriteError> {
+        let stopped = || WriteError::Store(StoreError::Unavailable("the writer has stopped".into()));
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
@@ -350,78 +360,43 @@ impl Store for SqliteStore {
 
     async fn create_order(
         &self,
-        planned: &PlannedOrder,
-        pattern: &NumberPattern,
+        planned: PlannedOrder,
+        pattern: NumberPattern,
         meta: Meta,
-    ) -> Result<Order, StoreError> {
+    ) -> Result<Order, WriteError> {
         let meta = Meta {
             at: truncate_to_micros(meta.at),
             ..meta
         };
-        let scope = pattern.scope(planned.order_date());
-        let mut tx = self.begin().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO order_number_counters (scope, last) VALUES ($1, 1)
-             ON CONFLICT (scope) DO UPDATE SET last = order_number_counters.last + 1 RETURNING last",
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(
+            group::Job::Create {
+                planned,
+                pattern,
+                meta,
+                reply,
+            },
+            answer,
         )
-        .bind(&scope)
-        .fetch_one(&mut *tx)
-        .await?;
-        let created = planned.created(pattern.render(planned.order_date(), seq));
-        let OrderEvent::OrderCreated { order } = &created else {
-            return Err(StoreError::Corrupt(
-                "a planned order must start with its creation".into(),
-            ));
-        };
-        let mut order = (**order).clone();
-        order.version = 0;
-        let mut batch = Batch::default();
-        let mut head = Head::genesis();
-        append_order_events(&mut batch, &mut order, &mut head, meta, &[(created, None)])?;
-        orders::insert(&mut batch, &order, &self.workflows, &head.hash)?;
-        batch
-            .run(&mut tx, || format!("order {} could not be written", order.number))
-            .await
-            .map_err(|e| match e {
-                StoreError::Database(ref db) if unique_violation(db) => {
-                    StoreError::Conflict(format!("order number {} is taken", order.number))
-                }
-                other => other,
-            })?;
-        tx.commit().await?;
-        Ok(order)
+        .await
     }
 
-    async fn change_order(&self, id: OrderId, meta: Meta, decide: &Decide<'_>) -> Result<Order, WriteError> {
+    async fn change_order(&self, id: OrderId, meta: Meta, decide: Box<Decide>) -> Result<Order, WriteError> {
         let meta = Meta {
             at: truncate_to_micros(meta.at),
             ..meta
         };
-        let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into());
-        };
-        let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
-        let decision = decide(&before)?;
-        let mut after = before.clone();
-        let mut head = Head {
-            seq: before.version,
-            hash: row.try_get("head_hash").map_err(StoreError::from)?,
-        };
-        let mut batch = Batch::default();
-        append_order_events(&mut batch, &mut after, &mut head, meta, &decision)?;
-        orders::update(&mut batch, &after, before.version, &self.workflows, &head.hash)?;
-        batch
-            .run(&mut tx, || {
-                format!("order {} changed while it was being written", after.number)
-            })
-            .await?;
-        tx.commit().await?;
-        Ok(after)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(
+            group::Job::Change {
+                id,
+                meta,
+                decide,
+                reply,
+            },
+            answer,
+        )
+        .await
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
