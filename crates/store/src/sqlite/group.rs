@@ -23,7 +23,7 @@ const MAX_GROUP: usize = 64;
 
 pub(crate) enum Job {
     Create {
-        planned: PlannedOrder,
+        planned: Box<PlannedOrder>,
         pattern: NumberPattern,
         meta: Meta,
         reply: oneshot::Sender<Result<Order, WriteError>>,

@@ -371,7 +371,7 @@ impl Store for SqliteStore {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.submit(
             group::Job::Create {
-                planned,
+                planned: Box::new(planned),
                 pattern,
                 meta,
                 reply,
