@@ -258,6 +258,7 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
         }
     };
 
+    let solo = in_process_creation(&dir.join("solo.db"), durability, args.orders.min(4000)).await?;
     let (c1, f1) = transitions(1, args.transitions_c1).await;
     let bare_before = bare(&dir.join("bare.db"), durability, args.bare).await?;
     let (c16, f16) = transitions(16, args.transitions_c16).await;
@@ -284,6 +285,7 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
         peak_rss as f64 / 1024.0
     );
     println!("{}", creation.line("order create, HTTP, c=16"));
+    println!("{}", solo.line("order create, in-process, c=16"));
     println!("{}", c1.line("transition, HTTP, c=1"));
     println!("{}", c16.line("transition, HTTP, c=16"));
     println!("{}", bare_before.line("bare SQLite txn (before c=16)"));
@@ -350,6 +352,45 @@ async fn prepare(url: &str, durability: Durability) -> Result<String, String> {
         .1)
 }
 
+/// Order creation through the use case, in this process, without HTTP: what the store and domain cost alone.
+async fn in_process_creation(path: &std::path::Path, durability: Durability, count: usize) -> Result<Stats, String> {
+    let url = format!("sqlite://{}", path.display());
+    let org = Config::default().organisation().map_err(|e| e.to_string())?;
+    let store = SqliteStore::open(&url, durability, Arc::new(org.workflows.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let state = AppState::new(Arc::new(store) as Arc<dyn Store>, org, Clock::System);
+    let user = app::add_user(&state, "solo@example.com", "Solo", vec![Role::AccountManager], None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let acting = ordertrail_domain::decide::Acting {
+        user: user.id,
+        role: Role::AccountManager,
+    };
+    let customer = ordertrail_domain::customer::NewCustomer {
+        name: "Bench Customer".into(),
+        language: Default::default(),
+        contacts: vec![],
+        notes: None,
+    };
+    let customer = app::create_customer(&state, acting, customer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let order: ordertrail_domain::decide::NewOrder = serde_json::from_value(json!({
+        "workflow": "standard", "customer_id": customer.id, "title": "Bench order: 40 cartons", "order_type": "regular",
+        "amount": {"currency": "USD", "amount": "1250.00"}, "promised_date": "2030-01-31",
+        "line_items": [{"description": "Carton, printed", "quantity": 40}]
+    }))
+    .map_err(|e| e.to_string())?;
+    let (_, stats) = drive(16, count, |_| {
+        let (state, order) = (state.clone(), order.clone());
+        async move { app::create_order(&state, acting, order).await.ok() }
+    })
+    .await;
+    Ok(stats)
+}
+
 /// The bare transaction of one transition's writes, on the product's schema, pragmas and driver.
 async fn bare(path: &std::path::Path, durability: Durability, count: usize) -> Result<Stats, String> {
     let url = format!("sqlite://{}", path.display());
@@ -366,6 +407,14 @@ async fn bare(path: &std::path::Path, durability: Durability, count: usize) -> R
         .connect_with(connect_options(&url, durability).map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.to_string())?;
+    // The same background checkpoints as the product.
+    let alive = Arc::new(());
+    let checkpoints = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect_options(&url, durability).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    ordertrail_store::sqlite::spawn_checkpointer(checkpoints, Arc::downgrade(&alive));
     let now = format_time(truncate_to_micros(chrono::Utc::now()));
     let body = "x".repeat(2500);
     sqlx::query(

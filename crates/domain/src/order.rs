@@ -123,22 +123,28 @@ pub struct Milestone {
     /// The key of the workflow's milestone plan it came from.
     pub key: String,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     pub position: i32,
     pub planned_on: NaiveDate,
     /// The first planned date; differs from `planned_on` after a replan.
     pub original_planned_on: NaiveDate,
     pub owner_role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<UserId>,
     pub complete_roles: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliverable: Option<String>,
     pub client_action: bool,
     /// Planned after delivery (after-sales): does not count against the promised date.
     #[serde(default)]
     pub after_delivery: bool,
     pub checklist: Vec<ChecklistItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_by: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
 }
 
@@ -161,23 +167,33 @@ pub struct Order {
     pub status: String,
     pub customer_id: CustomerId,
     pub customer_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_contact: Option<Contact>,
     pub title: String,
     pub order_type: OrderType,
     pub amount: Money,
     pub order_date: NaiveDate,
     pub promised_date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub line_items: Vec<LineItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub special_requirements: Option<String>,
     pub people: Vec<Participant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub department_contacts: Vec<DepartmentContact>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_fields: BTreeMap<String, serde_json::Value>,
     /// Values given with transitions (tracking URL, carrier, sign-off...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
     pub milestones: Vec<Milestone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open_exceptions: Vec<OpenException>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_client_update_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_follow_up_at: Option<DateTime<Utc>>,
     /// Number of events in the order's log; also its version for optimistic concurrency.
     pub version: i64,

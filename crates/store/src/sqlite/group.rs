@@ -1,8 +1,11 @@
 //! Group commit for order writes. One writer task owns the order write path: it takes every job waiting in its
-//! queue, runs them one after another inside ONE SQLite transaction (each in its own savepoint, so a job that
-//! fails leaves the others intact), commits once, and only then answers each caller. Under load this writes
-//! shared pages (indexes, the log's last page) once per group instead of once per request, which is where a
-//! SQLite write spends its time; alone, a job is a group of one.
+//! queue, runs them one after another inside ONE SQLite transaction, commits once, and only then answers each
+//! caller. Under load this writes shared pages (indexes, the log's last page) once per group instead of once
+//! per request, which is where a SQLite write spends its time; alone, a job is a group of one.
+//!
+//! A refusal by the domain writes nothing and the group goes on. A job that fails on the database may have
+//! written part of itself, so the group is rolled back and each of its jobs re-run in a transaction of its own
+//! (a decision is a pure function of the loaded order, so running it again is safe).
 
 use super::batch::Batch;
 use super::log::Head;
@@ -21,25 +24,22 @@ use tokio::sync::{mpsc, oneshot};
 /// Most jobs in one transaction.
 const MAX_GROUP: usize = 64;
 
-pub(crate) enum Job {
+pub(crate) struct Job {
+    pub work: Work,
+    pub reply: oneshot::Sender<Result<Order, WriteError>>,
+}
+
+pub(crate) enum Work {
     Create {
         planned: Box<PlannedOrder>,
         pattern: NumberPattern,
         meta: Meta,
-        reply: oneshot::Sender<Result<Order, WriteError>>,
     },
     Change {
         id: OrderId,
         meta: Meta,
         decide: Box<Decide>,
-        reply: oneshot::Sender<Result<Order, WriteError>>,
     },
-}
-
-/// A job's answer, held back until the group is committed.
-struct Pending {
-    reply: oneshot::Sender<Result<Order, WriteError>>,
-    result: Result<Order, WriteError>,
 }
 
 /// Starts the writer task; it ends when every sender is dropped.
@@ -61,73 +61,69 @@ pub(crate) fn spawn(pool: SqlitePool, workflows: Arc<Workflows>) -> mpsc::Sender
 }
 
 async fn run_group(pool: &SqlitePool, workflows: &Workflows, jobs: Vec<Job>) {
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let message = e.to_string();
-            for job in jobs {
-                let reply = match job {
-                    Job::Create { reply, .. } | Job::Change { reply, .. } => reply,
-                };
-                let _ = reply.send(Err(StoreError::Unavailable(message.clone()).into()));
+    if jobs.len() > 1 {
+        match try_group(pool, workflows, &jobs).await {
+            Some(Ok(results)) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+                return;
             }
-            return;
+            Some(Err(commit_error)) => {
+                // Nothing of the group is written: never report a write that did not commit.
+                for job in jobs {
+                    let error = StoreError::Unavailable(format!("the write was not committed: {commit_error}"));
+                    let _ = job.reply.send(Err(error.into()));
+                }
+                return;
+            }
+            // A job failed half-way and the group was rolled back: run each job on its own.
+            None => {}
         }
-    };
-    let mut pending = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        pending.push(match job {
-            Job::Create {
-                planned,
-                pattern,
-                meta,
-                reply,
-            } => Pending {
-                reply,
-                result: create(&mut tx, workflows, &planned, &pattern, meta).await,
-            },
-            Job::Change {
-                id,
-                meta,
-                decide,
-                reply,
-            } => Pending {
-                reply,
-                result: change(&mut tx, workflows, id, meta, decide.as_ref()).await,
-            },
-        });
     }
-    match tx.commit().await {
-        Ok(()) => {
-            for p in pending {
-                let _ = p.reply.send(p.result);
-            }
-        }
-        Err(e) => {
-            // Nothing of the group is written: say so to every caller, never report a write that did not commit.
-            let message = format!("the write was not committed: {e}");
-            for p in pending {
-                let result = match p.result {
-                    Ok(_) => Err(StoreError::Unavailable(message.clone()).into()),
-                    refused => refused,
-                };
-                let _ = p.reply.send(result);
-            }
-        }
+    for job in jobs {
+        let result = alone(pool, workflows, &job.work).await;
+        let _ = job.reply.send(result);
     }
 }
 
-/// Runs `batch`; on failure undoes this job's part of the group.
-async fn run_or_undo(
-    conn: &mut SqliteConnection,
-    batch: Batch,
-    on_mismatch: impl FnOnce() -> String,
-) -> Result<(), StoreError> {
-    let result = batch.run(conn, on_mismatch).await;
-    if result.is_err() {
-        sqlx::query("ROLLBACK TO job").execute(&mut *conn).await?;
+/// Runs every job in one transaction. `None` when a job failed on the database (the group is rolled back);
+/// otherwise each job's result, or the commit's error.
+async fn try_group(
+    pool: &SqlitePool,
+    workflows: &Workflows,
+    jobs: &[Job],
+) -> Option<Result<Vec<Result<Order, WriteError>>, String>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.ok()?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let result = run(&mut tx, workflows, &job.work).await;
+        if matches!(result, Err(WriteError::Store(_))) {
+            return None;
+        }
+        results.push(result);
     }
-    result
+    Some(tx.commit().await.map(|()| results).map_err(|e| e.to_string()))
+}
+
+/// Runs one job in its own transaction.
+async fn alone(pool: &SqlitePool, workflows: &Workflows, work: &Work) -> Result<Order, WriteError> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let order = run(&mut tx, workflows, work).await?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the write was not committed: {e}")))?;
+    Ok(order)
+}
+
+async fn run(conn: &mut SqliteConnection, workflows: &Workflows, work: &Work) -> Result<Order, WriteError> {
+    match work {
+        Work::Create { planned, pattern, meta } => create(conn, workflows, planned, pattern, *meta).await,
+        Work::Change { id, meta, decide } => change(conn, workflows, *id, *meta, decide.as_ref()).await,
+    }
 }
 
 async fn create(
@@ -138,8 +134,7 @@ async fn create(
     meta: Meta,
 ) -> Result<Order, WriteError> {
     let seq: i64 = sqlx::query_scalar(
-        "SAVEPOINT job;
-         INSERT INTO order_number_counters (scope, last) VALUES ($1, 1)
+        "INSERT INTO order_number_counters (scope, last) VALUES ($1, 1)
          ON CONFLICT (scope) DO UPDATE SET last = order_number_counters.last + 1 RETURNING last",
     )
     .bind(pattern.scope(planned.order_date()))
@@ -156,7 +151,8 @@ async fn create(
     let mut head = Head::genesis();
     append_order_events(&mut batch, &mut order, &mut head, meta, &[(created, None)])?;
     orders::insert(&mut batch, &order, workflows, &head.hash)?;
-    run_or_undo(conn, batch, || format!("order {} could not be written", order.number))
+    batch
+        .run(conn, || format!("order {} could not be written", order.number))
         .await
         .map_err(|e| match e {
             StoreError::Database(ref db) if unique_violation(db) => {
@@ -174,7 +170,7 @@ async fn change(
     meta: Meta,
     decide: &Decide,
 ) -> Result<Order, WriteError> {
-    let row = sqlx::query("SAVEPOINT job; SELECT body, head_hash FROM orders WHERE id = $1")
+    let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await
@@ -185,7 +181,6 @@ async fn change(
     let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
     let head_hash: String = row.try_get("head_hash").map_err(StoreError::from)?;
     drop(row);
-    // A refusal has written nothing; its empty savepoint is released with the group's commit.
     let decision = decide(&before)?;
     let mut after = before.clone();
     let mut head = Head {
@@ -195,9 +190,10 @@ async fn change(
     let mut batch = Batch::default();
     append_order_events(&mut batch, &mut after, &mut head, meta, &decision)?;
     orders::update(&mut batch, &after, before.version, workflows, &head.hash)?;
-    run_or_undo(conn, batch, || {
-        format!("order {} changed while it was being written", after.number)
-    })
-    .await?;
+    batch
+        .run(conn, || {
+            format!("order {} changed while it was being written", after.number)
+        })
+        .await?;
     Ok(after)
 }

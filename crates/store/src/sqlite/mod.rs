@@ -46,6 +46,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Order writes, group-committed by the writer task (see `group`).
     jobs: tokio::sync::mpsc::Sender<group::Job>,
+    /// Background tasks of this store stop when it is dropped.
+    _alive: Arc<()>,
 }
 
 /// The connect options every connection uses (the bench's bare transaction uses the same).
@@ -61,8 +63,29 @@ pub fn connect_options(url: &str, durability: Durability) -> Result<SqliteConnec
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
         .pragma("cache_size", "-16000")
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+        // Checkpoints run in the background (see `spawn_checkpointer`), not inside a commit.
+        .pragma("wal_autocheckpoint", "0");
     Ok(options)
+}
+
+/// Copies the WAL back into the database file every 200 ms, on its own connection, so that no commit waits for
+/// a checkpoint (and its fsync). PASSIVE never blocks the writer or readers. The task ends with its owner.
+pub fn spawn_checkpointer(pool: SqlitePool, owner: std::sync::Weak<()>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if owner.upgrade().is_none() {
+                pool.close().await;
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                tracing::debug!(error = %e, "background checkpoint");
+            }
+        }
+    });
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -78,14 +101,26 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(0)
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
+        let alive = Arc::new(());
+        spawn_checkpointer(checkpointer, Arc::downgrade(&alive));
         let jobs = group::spawn(writer.clone(), workflows);
-        Ok(SqliteStore { reader, writer, jobs })
+        Ok(SqliteStore {
+            reader,
+            writer,
+            jobs,
+            _alive: alive,
+        })
     }
 
     /// Brings the schema up to date. Refuses a database whose schema is newer than this program.
@@ -124,13 +159,13 @@ impl SqliteStore {
     }
 
     /// Hands an order write to the writer task and waits for its committed answer.
-    async fn submit(
-        &self,
-        job: group::Job,
-        answer: tokio::sync::oneshot::Receiver<Result<Order, WriteError>>,
-    ) -> Result<Order, WriteError> {
+    async fn submit(&self, work: group::Work) -> Result<Order, WriteError> {
         let stopped = || WriteError::Store(StoreError::Unavailable("the writer has stopped".into()));
-        self.jobs.send(job).await.map_err(|_| stopped())?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(group::Job { work, reply })
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -368,16 +403,11 @@ impl Store for SqliteStore {
             at: truncate_to_micros(meta.at),
             ..meta
         };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.submit(
-            group::Job::Create {
-                planned: Box::new(planned),
-                pattern,
-                meta,
-                reply,
-            },
-            answer,
-        )
+        self.submit(group::Work::Create {
+            planned: Box::new(planned),
+            pattern,
+            meta,
+        })
         .await
     }
 
@@ -386,17 +416,7 @@ impl Store for SqliteStore {
             at: truncate_to_micros(meta.at),
             ..meta
         };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.submit(
-            group::Job::Change {
-                id,
-                meta,
-                decide,
-                reply,
-            },
-            answer,
-        )
-        .await
+        self.submit(group::Work::Change { id, meta, decide }).await
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
