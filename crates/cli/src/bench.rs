@@ -122,6 +122,7 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
         .spawn()
         .map_err(|e| format!("cannot start the server: {e}"))?;
     let pid = child.id().unwrap_or(0);
+    tracing::info!(pid, "server started");
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)

@@ -292,3 +292,72 @@ async fn a_list_by_status_uses_its_index() {
         .collect();
     assert!(plan.iter().any(|line| line.contains("orders_status")), "{plan:?}");
 }
+
+#[tokio::test]
+async fn a_writer_that_remembers_an_order_notices_when_another_process_changed_it() {
+    let f = fixture().await;
+    let order = create(
+        &f,
+        "standard",
+        at(2026, 1, 5).date_naive(),
+        at(2026, 1, 30).date_naive(),
+    )
+    .await;
+    // A second store on the same file, as a second `ordertrail serve` would open it.
+    let url = format!("sqlite://{}", f._dir.path().join("store.db").display());
+    let other = SqliteStore::open(&url, Durability::Normal, Arc::new(f.workflows.clone()))
+        .await
+        .expect("open");
+    let complete = |milestone: usize, day: u32| -> Box<ordertrail_store::Decide> {
+        let m = order.milestones[milestone].clone();
+        let workflows = f.workflows.clone();
+        Box::new(move |o: &Order| {
+            let ctx = ChangeContext {
+                workflow: workflows.get(&o.workflow).expect("wf"),
+                access: &Default::default(),
+                acting: acting(),
+                now: at(2026, 1, day),
+            };
+            let checklist = m.checklist.iter().map(|c| c.item.clone()).collect();
+            complete_milestone(
+                o,
+                m.id,
+                MilestoneCompletion {
+                    checklist,
+                    ..Default::default()
+                },
+                &ctx,
+            )
+        })
+    };
+    let meta = |day| Meta {
+        actor: Actor::User {
+            id: AM,
+            role: Role::AccountManager,
+        },
+        at: at(2026, 1, day),
+    };
+    // The first store remembers the order it created; the other changes it behind its back.
+    let changed_elsewhere = other
+        .change_order(order.id, meta(6), complete(0, 6))
+        .await
+        .expect("the other store writes");
+    assert_eq!(changed_elsewhere.version, 2);
+    let changed_here = f
+        .store
+        .change_order(order.id, meta(7), complete(6, 7))
+        .await
+        .expect("the first store notices and writes on the current order");
+    assert_eq!(
+        changed_here.version, 3,
+        "built on the other store's change, not on what it remembered"
+    );
+    assert!(
+        changed_here.milestones[0].completed_at.is_some(),
+        "the other store's change is kept"
+    );
+    assert!(changed_here.milestones[6].completed_at.is_some());
+    let events = f.store.events(order.id.0).await.expect("events");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(f.store.verify().await.expect("verify").broken.is_empty());
+}

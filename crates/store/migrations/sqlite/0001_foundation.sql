@@ -1,6 +1,7 @@
 -- Ordertrail foundation schema (SQLite). Times are TEXT in RFC 3339 UTC with microseconds
 -- ("2026-11-21T20:00:00.123456Z"), dates are TEXT "YYYY-MM-DD", ids are hyphenated UUID text.
 -- Every time is bound from Rust; no SQL default writes a time (their format differs and breaks comparisons).
+-- Tables of small rows keyed by text are WITHOUT ROWID: one B-tree per row instead of a table and its key index.
 
 -- The audit log: append-only, one hash chain per stream (an order, a customer, the organisation).
 CREATE TABLE events (
@@ -78,7 +79,7 @@ CREATE TABLE order_people (
     user_id  TEXT NOT NULL,
     relation TEXT NOT NULL,
     PRIMARY KEY (order_id, user_id, relation)
-);
+) WITHOUT ROWID;
 CREATE INDEX order_people_user ON order_people (user_id, order_id);
 
 CREATE TABLE milestones (
@@ -93,7 +94,7 @@ CREATE TABLE milestones (
     client_action INTEGER NOT NULL,
     completed_at TEXT,
     UNIQUE (order_id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX milestones_open_due ON milestones (planned_on) WHERE completed_at IS NULL;
 CREATE INDEX milestones_owner ON milestones (owner_id) WHERE owner_id IS NOT NULL;
 
@@ -125,7 +126,7 @@ CREATE INDEX outbox_due ON outbox (due_at) WHERE state = 'pending';
 CREATE TABLE order_number_counters (
     scope TEXT PRIMARY KEY,
     last  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 -- Idempotency-Key: the first response to a POST, replayed for retries by the same user with the same key.
 CREATE TABLE idempotency_keys (
@@ -137,4 +138,4 @@ CREATE TABLE idempotency_keys (
     body        TEXT,
     created_at  TEXT NOT NULL,
     PRIMARY KEY (user_id, key)
-);
+) WITHOUT ROWID;

@@ -6,6 +6,13 @@
 //! A refusal by the domain writes nothing and the group goes on. A job that fails on the database may have
 //! written part of itself, so the group is rolled back and each of its jobs re-run in a transaction of its own
 //! (a decision is a pure function of the loaded order, so running it again is safe).
+//!
+//! The writer remembers the orders and number counters it committed ([`Memory`]), so that a change need not
+//! read its order back and a new order need not read its counter. The database stays the judge: a change
+//! appends its first event with the next sequence number, which the log's UNIQUE (stream, seq) refuses if
+//! another process wrote that order meanwhile, and a counter only advances from the value remembered. Either
+//! refusal is a database failure: the group is rolled back, the memory forgotten, and each job re-run reading
+//! afresh.
 
 use super::batch::Batch;
 use super::log::Head;
@@ -18,11 +25,14 @@ use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
 use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs in one transaction.
 const MAX_GROUP: usize = 64;
+/// Most orders the writer remembers.
+const MAX_REMEMBERED: usize = 1024;
 
 pub(crate) struct Job {
     pub work: Work,
@@ -42,10 +52,57 @@ pub(crate) enum Work {
     },
 }
 
+/// Orders (with their chain's head hash) and counters as committed.
+#[derive(Default)]
+struct Memory {
+    orders: HashMap<OrderId, (Order, String)>,
+    counters: HashMap<String, i64>,
+}
+
+impl Memory {
+    fn forget(&mut self) {
+        self.orders.clear();
+        self.counters.clear();
+    }
+
+    fn keep(&mut self, learned: Memory) {
+        if self.orders.len() + learned.orders.len() > MAX_REMEMBERED {
+            self.orders.clear();
+        }
+        self.orders.extend(learned.orders);
+        self.counters.extend(learned.counters);
+    }
+}
+
+/// What a job reads: what this group wrote so far, then what earlier groups committed.
+struct Known<'a> {
+    committed: &'a Memory,
+    learned: &'a mut Memory,
+}
+
+impl Known<'_> {
+    fn order(&self, id: OrderId) -> Option<(Order, String)> {
+        self.learned
+            .orders
+            .get(&id)
+            .or_else(|| self.committed.orders.get(&id))
+            .cloned()
+    }
+
+    fn counter(&self, scope: &str) -> Option<i64> {
+        self.learned
+            .counters
+            .get(scope)
+            .or_else(|| self.committed.counters.get(scope))
+            .copied()
+    }
+}
+
 /// Starts the writer task; it ends when every sender is dropped.
 pub(crate) fn spawn(pool: SqlitePool, workflows: Arc<Workflows>) -> mpsc::Sender<Job> {
     let (sender, mut receiver) = mpsc::channel::<Job>(1024);
     tokio::spawn(async move {
+        let mut memory = Memory::default();
         while let Some(first) = receiver.recv().await {
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
@@ -54,36 +111,37 @@ pub(crate) fn spawn(pool: SqlitePool, workflows: Arc<Workflows>) -> mpsc::Sender
                     Err(_) => break,
                 }
             }
-            run_group(&pool, &workflows, jobs).await;
+            run_group(&pool, &workflows, &mut memory, jobs).await;
         }
     });
     sender
 }
 
-async fn run_group(pool: &SqlitePool, workflows: &Workflows, jobs: Vec<Job>) {
-    if jobs.len() > 1 {
-        match try_group(pool, workflows, &jobs).await {
-            Some(Ok(results)) => {
-                for (job, result) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-                return;
+async fn run_group(pool: &SqlitePool, workflows: &Workflows, memory: &mut Memory, jobs: Vec<Job>) {
+    let mut learned = Memory::default();
+    match try_group(pool, workflows, memory, &mut learned, &jobs).await {
+        Some(Ok(results)) => {
+            memory.keep(learned);
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result);
             }
-            Some(Err(commit_error)) => {
-                // Nothing of the group is written: never report a write that did not commit.
-                for job in jobs {
-                    let error = StoreError::Unavailable(format!("the write was not committed: {commit_error}"));
-                    let _ = job.reply.send(Err(error.into()));
-                }
-                return;
-            }
-            // A job failed half-way and the group was rolled back: run each job on its own.
-            None => {}
         }
-    }
-    for job in jobs {
-        let result = alone(pool, workflows, &job.work).await;
-        let _ = job.reply.send(result);
+        Some(Err(commit_error)) => {
+            // Nothing of the group is written: never report a write that did not commit.
+            memory.forget();
+            for job in jobs {
+                let error = StoreError::Unavailable(format!("the write was not committed: {commit_error}"));
+                let _ = job.reply.send(Err(error.into()));
+            }
+        }
+        None => {
+            // A job failed on the database and the group was rolled back: each job on its own, reading afresh.
+            memory.forget();
+            for job in jobs {
+                let result = alone(pool, workflows, &job.work).await;
+                let _ = job.reply.send(result);
+            }
+        }
     }
 }
 
@@ -92,12 +150,23 @@ async fn run_group(pool: &SqlitePool, workflows: &Workflows, jobs: Vec<Job>) {
 async fn try_group(
     pool: &SqlitePool,
     workflows: &Workflows,
+    committed: &Memory,
+    learned: &mut Memory,
     jobs: &[Job],
 ) -> Option<Result<Vec<Result<Order, WriteError>>, String>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.ok()?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let result = run(&mut tx, workflows, &job.work).await;
+        let result = run(
+            &mut tx,
+            workflows,
+            &mut Known {
+                committed,
+                learned: &mut *learned,
+            },
+            &job.work,
+        )
+        .await;
         if matches!(result, Err(WriteError::Store(_))) {
             return None;
         }
@@ -106,53 +175,87 @@ async fn try_group(
     Some(tx.commit().await.map(|()| results).map_err(|e| e.to_string()))
 }
 
-/// Runs one job in its own transaction.
+/// Runs one job in its own transaction, reading everything from the database.
 async fn alone(pool: &SqlitePool, workflows: &Workflows, work: &Work) -> Result<Order, WriteError> {
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let order = run(&mut tx, workflows, work).await?;
+    let (nothing, mut learned) = (Memory::default(), Memory::default());
+    let order = run(
+        &mut tx,
+        workflows,
+        &mut Known {
+            committed: &nothing,
+            learned: &mut learned,
+        },
+        work,
+    )
+    .await?;
     tx.commit()
         .await
         .map_err(|e| StoreError::Unavailable(format!("the write was not committed: {e}")))?;
     Ok(order)
 }
 
-async fn run(conn: &mut SqliteConnection, workflows: &Workflows, work: &Work) -> Result<Order, WriteError> {
+async fn run(
+    conn: &mut SqliteConnection,
+    workflows: &Workflows,
+    known: &mut Known<'_>,
+    work: &Work,
+) -> Result<Order, WriteError> {
     match work {
-        Work::Create { planned, pattern, meta } => create(conn, workflows, planned, pattern, *meta).await,
-        Work::Change { id, meta, decide } => change(conn, workflows, *id, *meta, decide.as_ref()).await,
+        Work::Create { planned, pattern, meta } => create(conn, workflows, known, planned, pattern, *meta).await,
+        Work::Change { id, meta, decide } => change(conn, workflows, known, *id, *meta, decide.as_ref()).await,
     }
 }
 
 async fn create(
     conn: &mut SqliteConnection,
     workflows: &Workflows,
+    known: &mut Known<'_>,
     planned: &PlannedOrder,
     pattern: &NumberPattern,
     meta: Meta,
 ) -> Result<Order, WriteError> {
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO order_number_counters (scope, last) VALUES ($1, 1)
-         ON CONFLICT (scope) DO UPDATE SET last = order_number_counters.last + 1 RETURNING last",
-    )
-    .bind(pattern.scope(planned.order_date()))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(StoreError::from)?;
+    let scope = pattern.scope(planned.order_date());
+    let last = match known.counter(&scope) {
+        Some(last) => last,
+        None => sqlx::query_scalar::<_, i64>("SELECT last FROM order_number_counters WHERE scope = $1")
+            .bind(&scope)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?
+            .unwrap_or(0),
+    };
+    let seq = last + 1;
+    let mut batch = Batch::default();
+    // Advances the counter only from the value read: if another writer moved it, this changes no row.
+    batch
+        .push(
+            "INSERT INTO order_number_counters (scope, last) VALUES (?, ?)
+             ON CONFLICT (scope) DO UPDATE SET last = excluded.last WHERE order_number_counters.last = ?",
+            1,
+        )
+        .bind(scope.clone())
+        .bind(seq)
+        .bind(last);
     let created = planned.created(pattern.render(planned.order_date(), seq));
     let OrderEvent::OrderCreated { order } = &created else {
         return Err(StoreError::Corrupt("a planned order must start with its creation".into()).into());
     };
     let mut order = (**order).clone();
     order.version = 0;
-    let mut batch = Batch::default();
     let mut head = Head::genesis();
     append_order_events(&mut batch, &mut order, &mut head, meta, &[(created, None)])?;
     orders::insert(&mut batch, &order, workflows, &head.hash)?;
     batch
-        .run(conn, || format!("order {} could not be written", order.number))
+        .run(conn, || {
+            format!(
+                "the number counter {scope} moved while order {} was written",
+                order.number
+            )
+        })
         .await
         .map_err(|e| match e {
             StoreError::Database(ref db) if unique_violation(db) => {
@@ -160,33 +263,44 @@ async fn create(
             }
             other => other,
         })?;
+    known.learned.counters.insert(scope, seq);
+    known.learned.orders.insert(order.id, (order.clone(), head.hash));
     Ok(order)
 }
 
 async fn change(
     conn: &mut SqliteConnection,
     workflows: &Workflows,
+    known: &mut Known<'_>,
     id: OrderId,
     meta: Meta,
     decide: &Decide,
 ) -> Result<Order, WriteError> {
-    let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    let Some(row) = row else {
-        return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into());
+    let (before, head_hash) = match known.order(id) {
+        Some(remembered) => remembered,
+        None => {
+            let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+            let Some(row) = row else {
+                return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into());
+            };
+            let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
+            (before, row.try_get("head_hash").map_err(StoreError::from)?)
+        }
     };
-    let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
-    let head_hash: String = row.try_get("head_hash").map_err(StoreError::from)?;
-    drop(row);
     let decision = decide(&before)?;
+    if decision.is_empty() {
+        return Ok(before);
+    }
     let mut after = before.clone();
     let mut head = Head {
         seq: before.version,
         hash: head_hash,
     };
+    // The first statement appends the next event: the log refuses it if the order moved on elsewhere.
     let mut batch = Batch::default();
     append_order_events(&mut batch, &mut after, &mut head, meta, &decision)?;
     orders::update(&mut batch, &after, before.version, workflows, &head.hash)?;
@@ -195,5 +309,6 @@ async fn change(
             format!("order {} changed while it was being written", after.number)
         })
         .await?;
+    known.learned.orders.insert(after.id, (after.clone(), head.hash));
     Ok(after)
 }
