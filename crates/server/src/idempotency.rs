@@ -50,6 +50,15 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     hasher.update([0]);
     hasher.update(parts.uri.path());
     hasher.update([0]);
+    // The same body sent in another role is another request.
+    hasher.update(
+        parts
+            .headers
+            .get(crate::auth::ROLE_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default(),
+    );
+    hasher.update([0]);
     hasher.update(&bytes);
     let fingerprint = hex::encode(hasher.finalize());
 

@@ -191,3 +191,56 @@ async fn eight_simultaneous_retries_with_one_key_create_one_order() {
     assert_eq!(w.app.event_count().await, before + 1, "one order was created");
     assert_eq!(order_count(&w).await, 1);
 }
+
+#[tokio::test]
+async fn a_key_left_pending_by_a_request_that_died_is_taken_over_after_five_minutes() {
+    let w = World::new().await;
+    let body = w.order_body("standard");
+    // A request claimed the key and died before answering (the server stopped between claim and answer).
+    let claimed = w
+        .app
+        .state
+        .store
+        .claim_idempotency_key(w.am.user.id, "k-dead", "fingerprint-of-the-dead", w.app.state.now())
+        .await;
+    assert_eq!(claimed.unwrap(), ordertrail_store::IdempotencyClaim::Claimed);
+
+    let (status, _, problem) = post_with_key(&w, &w.am, "/api/v1/orders", "k-dead", &body).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "still in progress for all we know: {problem}"
+    );
+    assert_eq!(order_count(&w).await, 0);
+
+    w.app.set_clock("2026-03-02T12:06:00Z");
+    let (status, _, order) = post_with_key(&w, &w.am, "/api/v1/orders", "k-dead", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let (status, _, again) = post_with_key(&w, &w.am, "/api/v1/orders", "k-dead", &body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["id"], order["id"], "and from then on the key replays as usual");
+    assert_eq!(order_count(&w).await, 1);
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_in_another_role_is_another_request() {
+    let w = World::new().await;
+    let order = w.create_order(w.order_body("standard")).await;
+    let path = format!("/api/v1/orders/{}/follow-ups", id_of(&order));
+    let note = json!({"channel": "phone", "direction": "outbound", "counterpart": {"kind": "customer"}, "status": "in_progress", "summary": "Called"});
+    let send = |role: &'static str| {
+        w.app.send(raw_request(
+            Method::POST,
+            &path,
+            Some(&w.multi.token),
+            &[("idempotency-key", "k-role"), ("x-ordertrail-role", role)],
+            note.to_string().into_bytes(),
+        ))
+    };
+    let roles = &w.multi.user.roles;
+    let (status, _, _) = send(roles[0].as_str()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, problem) = send(roles[1].as_str()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem["type"].as_str().unwrap().ends_with("idempotency-key-reused"));
+}

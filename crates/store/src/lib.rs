@@ -5,7 +5,7 @@
 //! `verify`... Every change to an order goes through [`Store::change_order`]: load the order, let the caller's
 //! domain decision turn it into events, then in ONE transaction append the events to the order's chain, update
 //! the projections from the order as the events left it, and enqueue the outbox rows. There is no other way
-//! to write an order.
+//! to write an order. (On SQLite, changes queued at the same moment share one transaction: group commit.)
 //!
 //! Engines: [`sqlite::SqliteStore`] (embedded default). PostgreSQL follows in its own module with mirrored
 //! migrations.
@@ -168,7 +168,6 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError>;
     /// The users with these ids (unknown ids are left out).
     async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
-    async fn count_users(&self) -> Result<i64, StoreError>;
 
     // Customers.
     async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError>;

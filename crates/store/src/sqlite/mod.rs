@@ -1,5 +1,6 @@
 //! The SQLite engine: one file, WAL mode, a single writer connection (so writes queue in the process instead
-//! of failing on a busy database) and a small pool of readers.
+//! of failing on a busy database), a small pool of readers, and a background checkpointer. Order writes go
+//! through the writer task of [`group`], which commits them in groups.
 
 mod batch;
 mod group;
@@ -348,12 +349,6 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    async fn count_users(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?)
-    }
-
     async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError> {
         let at = truncate_to_micros(event.at);
         let CustomerEvent::CustomerCreated { customer } = &event.payload;
@@ -476,7 +471,25 @@ impl Store for SqliteStore {
         .bind(format_time(now))
         .execute(&mut *tx)
         .await?;
-        let claim = if inserted.rows_affected() == 1 {
+        // A key left pending for 5 minutes belongs to a request that died before it answered: take it over.
+        let abandoned = if inserted.rows_affected() == 1 {
+            false
+        } else {
+            sqlx::query(
+                "UPDATE idempotency_keys SET fingerprint = $1, created_at = $2
+                 WHERE user_id = $3 AND key = $4 AND state = 'pending' AND created_at < $5",
+            )
+            .bind(fingerprint)
+            .bind(format_time(now))
+            .bind(user.to_string())
+            .bind(key)
+            .bind(format_time(now - chrono::TimeDelta::minutes(5)))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1
+        };
+        let claim = if inserted.rows_affected() == 1 || abandoned {
             IdempotencyClaim::Claimed
         } else {
             let row = sqlx::query(
