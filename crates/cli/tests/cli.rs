@@ -218,3 +218,36 @@ fn the_demo_server_answers_with_orders_in_every_preset_and_verify_catches_tamper
     );
     assert!(report.contains("1 of"), "{report}");
 }
+
+#[test]
+fn a_broken_workflow_file_stops_the_start_naming_the_file_and_the_problem() {
+    let (dir, db) = temp_db();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows).expect("dir");
+    std::fs::write(
+        workflows.join("rush.toml"),
+        r#"
+id = "rush"
+name = "Rush"
+initial = "new"
+create_roles = ["account_manager"]
+statuses = [{ id = "new", name = "New" }, { id = "done", name = "Done", terminal = true }, { id = "lost", name = "Lost", terminal = true }]
+[[transitions]]
+from = ["new"]
+to = "done"
+roles = ["chief"]
+"#,
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ordertrail"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("ORDERTRAIL_DATABASE_URL", &db)
+        .env("ORDERTRAIL_WORKFLOWS_DIR", &workflows)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "serve refuses to start");
+    let err = text(&out.stderr);
+    assert!(err.contains("rush.toml"), "{err}");
+    assert!(err.contains("unknown role 'chief'"), "{err}");
+    assert!(err.contains("status 'lost' is unreachable"), "{err}");
+}
