@@ -5,7 +5,9 @@
 
 -- The audit log: append-only, one hash chain per stream (an order, a customer, the organisation).
 CREATE TABLE events (
-    id          TEXT PRIMARY KEY,
+    -- The event's place in the whole log (also the row's key); `id` is its name for the outside world.
+    position    INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL,
     stream_id   TEXT NOT NULL,
     seq         INTEGER NOT NULL,
     occurred_at TEXT NOT NULL,
@@ -110,7 +112,8 @@ CREATE INDEX follow_ups_order ON follow_ups (order_id, occurred_at);
 -- Messages to send (webhooks now; email and chat in a later issue), written in the same transaction as the
 -- events that cause them. The dedupe key makes a rule idempotent.
 CREATE TABLE outbox (
-    id          TEXT PRIMARY KEY,
+    position    INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL,
     stream_id   TEXT NOT NULL,
     event_id    TEXT,
     kind        TEXT NOT NULL,
