@@ -361,3 +361,34 @@ async fn a_writer_that_remembers_an_order_notices_when_another_process_changed_i
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(f.store.verify().await.expect("verify").broken.is_empty());
 }
+
+#[tokio::test]
+async fn a_decision_that_panics_fails_its_own_write_and_the_writer_goes_on() {
+    let f = fixture().await;
+    let order = create(
+        &f,
+        "standard",
+        at(2026, 1, 5).date_naive(),
+        at(2026, 1, 30).date_naive(),
+    )
+    .await;
+    let meta = Meta {
+        actor: Actor::System,
+        at: at(2026, 1, 6),
+    };
+    let panicked = f
+        .store
+        .change_order(order.id, meta, Box::new(|_: &Order| panic!("a bug in a decision")))
+        .await;
+    assert!(matches!(panicked, Err(WriteError::Store(_))), "{panicked:?}");
+    // The writer still writes.
+    let next = create(
+        &f,
+        "standard",
+        at(2026, 1, 5).date_naive(),
+        at(2026, 1, 30).date_naive(),
+    )
+    .await;
+    assert_eq!(next.number, "ORD20260105002");
+    assert_eq!(f.store.order(order.id).await.expect("read"), Some(order));
+}

@@ -291,7 +291,13 @@ async fn change(
             (before, row.try_get("head_hash").map_err(StoreError::from)?)
         }
     };
-    let decision = decide(&before)?;
+    // The writer serves every order: a decision that panicked (a bug) fails its own job, not the writer.
+    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&before))).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "deciding a change to order {} failed unexpectedly",
+            before.number
+        ))
+    })??;
     if decision.is_empty() {
         return Ok(before);
     }
