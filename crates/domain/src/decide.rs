@@ -444,7 +444,7 @@ pub fn transition(
             completed_at: ctx.now,
             completed_by: ctx.acting.user,
             evidence: Evidence {
-                note: Some(format!("Completed by the transition to {}", t.name)),
+                note: Some(format!("Completed with the transition '{}'", t.name)),
                 ..Evidence::default()
             },
             checklist: m.checklist.clone(),
