@@ -85,7 +85,7 @@ CREATE TABLE order_people (
 CREATE INDEX order_people_user ON order_people (user_id, order_id);
 
 CREATE TABLE milestones (
-    id           TEXT PRIMARY KEY,
+    id           TEXT NOT NULL,
     order_id     TEXT NOT NULL REFERENCES orders (id),
     key          TEXT NOT NULL,
     name         TEXT NOT NULL,
@@ -95,7 +95,7 @@ CREATE TABLE milestones (
     owner_id     TEXT,
     client_action INTEGER NOT NULL,
     completed_at TEXT,
-    UNIQUE (order_id, key)
+    PRIMARY KEY (order_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX milestones_open_due ON milestones (planned_on) WHERE completed_at IS NULL;
 CREATE INDEX milestones_owner ON milestones (owner_id) WHERE owner_id IS NOT NULL;

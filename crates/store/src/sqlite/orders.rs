@@ -183,13 +183,14 @@ pub(crate) fn project_event(batch: &mut Batch, after: &Order, event: &OrderEvent
     if let Some(m) = milestone_id.and_then(|id| after.milestone(id)) {
         batch
             .push(
-                "UPDATE milestones SET planned_on = ?, owner_id = ?, completed_at = ? WHERE id = ?",
+                "UPDATE milestones SET planned_on = ?, owner_id = ?, completed_at = ? WHERE order_id = ? AND key = ?",
                 1,
             )
             .bind(m.planned_on.to_string())
             .bind(m.owner_id.map(|u| u.to_string()))
             .bind(m.completed_at.map(format_time))
-            .bind(m.id.to_string());
+            .bind(after.id.to_string())
+            .bind(m.key.clone());
     }
     Ok(())
 }
