@@ -13,9 +13,9 @@ use ordertrail_domain::customer::{Customer, NewCustomer};
 use ordertrail_domain::ids::CustomerId;
 
 /// Records a customer (sales roles and admin).
-#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", security(("bearer" = [])), request_body = NewCustomer,
+#[utoipa::path(post, operation_id = "create_customer", path = "/api/v1/customers", tag = "customers", security(("bearer" = [])), request_body = NewCustomer,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
-    responses((status = 201, body = Customer), CommonProblems))]
+    responses((status = 201, description = "The customer, recorded", body = Customer), CommonProblems))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -26,9 +26,9 @@ pub async fn create(
 }
 
 /// One customer. A customer user sees only their own.
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_customer", path = "/api/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Customer), CommonProblems))]
+    responses((status = 200, description = "The customer", body = Customer), CommonProblems))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,

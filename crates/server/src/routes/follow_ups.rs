@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Logs a contact or progress note on the order.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/follow-ups", tag = "follow-ups", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "log_follow_up", path = "/api/v1/orders/{id}/follow-ups", tag = "follow-ups", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
     request_body = NewFollowUp,
-    responses((status = 201, body = FollowUp), CommonProblems))]
+    responses((status = 201, description = "The follow-up, logged", body = FollowUp), CommonProblems))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,9 +46,9 @@ pub async fn create(
 }
 
 /// The order's follow-ups, newest first.
-#[utoipa::path(get, path = "/api/v1/orders/{id}/follow-ups", tag = "follow-ups", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_follow_ups", path = "/api/v1/orders/{id}/follow-ups", tag = "follow-ups", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Vec<FollowUp>), CommonProblems))]
+    responses((status = 200, description = "The follow-ups, newest first", body = Vec<FollowUp>), CommonProblems))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

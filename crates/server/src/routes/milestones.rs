@@ -22,9 +22,9 @@ fn the_milestone(order: Order, id: MilestoneId) -> ApiResult<Json<Milestone>> {
 }
 
 /// The order's milestones in plan order.
-#[utoipa::path(get, path = "/api/v1/orders/{id}/milestones", tag = "milestones", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_milestones", path = "/api/v1/orders/{id}/milestones", tag = "milestones", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Vec<Milestone>), CommonProblems))]
+    responses((status = 200, description = "The milestones in plan order", body = Vec<Milestone>), CommonProblems))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -34,10 +34,10 @@ pub async fn list(
 }
 
 /// Replans a milestone (new date and the reason), changes its owner, or ticks checklist items.
-#[utoipa::path(patch, path = "/api/v1/orders/{id}/milestones/{mid}", tag = "milestones", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "change_milestone", path = "/api/v1/orders/{id}/milestones/{mid}", tag = "milestones", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid), ("mid" = String, Path, format = Uuid)),
     request_body = MilestoneChange,
-    responses((status = 200, body = Milestone),
+    responses((status = 200, description = "The milestone as changed", body = Milestone),
         (status = 409, description = "Stale version, completed milestone or closed order", body = Problem, content_type = "application/problem+json"),
         CommonProblems))]
 pub async fn change(
@@ -64,10 +64,10 @@ pub async fn change(
 }
 
 /// Completes a milestone with its actual time, evidence and checklist.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/milestones/{mid}/complete", tag = "milestones", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "complete_milestone", path = "/api/v1/orders/{id}/milestones/{mid}/complete", tag = "milestones", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid), ("mid" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
     request_body = MilestoneCompletion,
-    responses((status = 200, body = Milestone),
+    responses((status = 200, description = "The milestone, completed", body = Milestone),
         (status = 409, description = "Stale version, already completed or closed order", body = Problem, content_type = "application/problem+json"),
         CommonProblems))]
 pub async fn complete(

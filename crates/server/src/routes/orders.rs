@@ -23,9 +23,9 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 /// Records an order: its number is generated, its milestones planned from the workflow.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
+#[utoipa::path(post, operation_id = "create_order", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = NewOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
-    responses((status = 201, body = OrderView), CommonProblems))]
+    responses((status = 201, description = "The order, recorded, with its number and planned milestones", body = OrderView), CommonProblems))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -36,9 +36,9 @@ pub async fn create(
 }
 
 /// One order with its milestones and derived fields (phase, % complete, next milestone, health, blockers).
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "get_order", path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = OrderView), CommonProblems))]
+    responses((status = 200, description = "The order", body = OrderView), CommonProblems))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,8 +73,8 @@ pub struct ListQuery {
 }
 
 /// The orders the caller may see, newest first, filtered, a page at a time.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = OrderPage), CommonProblems))]
+#[utoipa::path(get, operation_id = "list_orders", path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "A page of orders", body = OrderPage), CommonProblems))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,11 +129,11 @@ pub async fn list(
 
 /// Moves the order to another status, if the workflow has that transition from here, the acting role may
 /// make it, and every guard holds.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/transitions", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "transition_order", path = "/api/v1/orders/{id}/transitions", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
     request_body = TransitionRequest,
     responses(
-        (status = 200, body = OrderView),
+        (status = 200, description = "The order in its new status", body = OrderView),
         (status = 409, description = "Stale expected_version, or no such transition from the current status", body = Problem, content_type = "application/problem+json"),
         CommonProblems))]
 pub async fn transition(
@@ -152,9 +152,9 @@ pub async fn transition(
 /// The order's audit log: every change, who made it in which role, when and why, with its hash chain.
 /// The log keeps every value as it was recorded, amounts and customer contacts included, so it is shown only
 /// to roles that may see those (sales, finance, admin).
-#[utoipa::path(get, path = "/api/v1/orders/{id}/events", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "list_order_events", path = "/api/v1/orders/{id}/events", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Vec<StoredEvent>), CommonProblems))]
+    responses((status = 200, description = "The events, oldest first", body = Vec<StoredEvent>), CommonProblems))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,

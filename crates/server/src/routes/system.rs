@@ -20,8 +20,8 @@ pub struct HealthReport {
 }
 
 /// Whether the server and its database answer. 503 with the reason when the database does not.
-#[utoipa::path(get, path = "/api/v1/health", tag = "system",
-    responses((status = 200, body = HealthReport), (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, operation_id = "health", path = "/api/v1/health", tag = "system",
+    responses((status = 200, description = "Server and database answer", body = HealthReport), (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json")))]
 pub async fn health(State(state): State<AppState>) -> ApiResult<Json<HealthReport>> {
     state.store.ping().await.map_err(ApiError::from)?;
     Ok(Json(HealthReport {
@@ -39,8 +39,8 @@ pub struct Me {
 }
 
 /// The caller and the role they act in.
-#[utoipa::path(get, path = "/api/v1/me", tag = "system", security(("bearer" = [])),
-    responses((status = 200, body = Me), CommonProblems))]
+#[utoipa::path(get, operation_id = "me", path = "/api/v1/me", tag = "system", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Me), CommonProblems))]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me {
         acting_role: caller.role,
@@ -49,8 +49,8 @@ pub async fn me(caller: Caller) -> Json<Me> {
 }
 
 /// The workflows the organisation runs, as loaded and checked at start-up.
-#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Workflow>), CommonProblems))]
+#[utoipa::path(get, operation_id = "list_workflows", path = "/api/v1/workflows", tag = "workflows", security(("bearer" = [])),
+    responses((status = 200, description = "The workflows", body = Vec<Workflow>), CommonProblems))]
 pub async fn workflows(State(state): State<AppState>, _caller: Caller) -> Json<Vec<Workflow>> {
     Json(state.org.workflows.all().cloned().collect())
 }
