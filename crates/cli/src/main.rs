@@ -61,6 +61,8 @@ enum Command {
     Verify,
     /// Measure the HTTP API against a bare SQLite transaction on this machine (starts its own server).
     Bench(bench::BenchArgs),
+    /// Print the API's OpenAPI 3.1 document (the one served at /api/v1/openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -233,6 +235,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
         Command::Bench(args) => bench::run(args.clone()).await.map(|()| ExitCode::SUCCESS),
+        Command::Openapi => {
+            let doc = serde_json::to_string_pretty(&ordertrail_server::openapi()).map_err(|e| e.to_string())?;
+            println!("{doc}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
