@@ -57,6 +57,16 @@ pub enum FollowUpStatus {
     ExceptionPending,
 }
 
+impl FollowUpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowUpStatus::InProgress => "in_progress",
+            FollowUpStatus::Done => "done",
+            FollowUpStatus::ExceptionPending => "exception_pending",
+        }
+    }
+}
+
 /// The exception part of a follow-up: cause, impact, expected resolution (R34, R36).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -218,5 +228,24 @@ impl NewFollowUp {
             client_feedback: self.client_feedback,
             attachments: self.attachments,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FollowUpStatus;
+
+    #[test]
+    fn a_status_name_is_its_json_name() {
+        for status in [
+            FollowUpStatus::InProgress,
+            FollowUpStatus::Done,
+            FollowUpStatus::ExceptionPending,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{}\"", status.as_str())
+            );
+        }
     }
 }

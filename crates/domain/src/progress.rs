@@ -67,9 +67,15 @@ pub struct HealthInputs {
 
 impl HealthInputs {
     pub fn of(order: &Order, wf: &Workflow) -> HealthInputs {
+        HealthInputs::with(order, wf.awaits_delivery(&order.status))
+    }
+
+    /// The inputs of `order` when whether it still awaits delivery is known otherwise (e.g. its workflow is no
+    /// longer configured).
+    pub fn with(order: &Order, awaits_delivery: bool) -> HealthInputs {
         let open = order.milestones.iter().filter(|m| m.completed_at.is_none());
         HealthInputs {
-            awaits_delivery: wf.awaits_delivery(&order.status),
+            awaits_delivery,
             promised_date: order.promised_date,
             next_due_on: open.clone().map(|m| m.planned_on).min(),
             // After-sales nodes are planned past the promise on purpose.

@@ -36,10 +36,7 @@ pub async fn add_user(
     if let Some(id) = customer
         && state.store.customer(id).await?.is_none()
     {
-        return Err(ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
-            "customer",
-            "no such customer",
-        )]));
+        return Err(ApiError::from(DomainError::invalid("customer", "no such customer")));
     }
     let user = User::new(UserId(Uuid::now_v7()), email, name, roles, customer, state.now())?;
     state
@@ -118,21 +115,20 @@ pub async fn customer(state: &AppState, caller: &Caller, id: CustomerId) -> ApiR
 
 pub async fn create_order(state: &AppState, acting: Acting, input: NewOrder) -> ApiResult<Order> {
     let workflow = state.workflow(&input.workflow).ok_or_else(|| {
-        ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
+        ApiError::from(DomainError::invalid(
             "workflow",
             format!(
                 "unknown workflow '{}' (known: {})",
                 input.workflow,
                 state.org.workflows.ids().join(", ")
             ),
-        )])
+        ))
     })?;
-    let customer = state.store.customer(input.customer_id).await?.ok_or_else(|| {
-        ApiError::invalid(vec![ordertrail_domain::error::FieldError::new(
-            "customer_id",
-            "no such customer",
-        )])
-    })?;
+    let customer = state
+        .store
+        .customer(input.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::from(DomainError::invalid("customer_id", "no such customer")))?;
     let mut named: Vec<UserId> = input
         .people
         .iter()

@@ -126,12 +126,7 @@ impl SqliteStore {
 
     /// Brings the schema up to date. Refuses a database whose schema is newer than this program.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let newest_known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_optional(&self.writer)
-            .await
-            .ok()
-            .flatten();
+        let (newest_known, applied) = self.schema_versions().await?;
         if let Some(version) = applied
             && version > newest_known
         {
@@ -143,11 +138,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The schema versions this program knows and the database has.
+    /// The schema versions this program knows and the database has (none before the first migration).
     pub async fn schema_versions(&self) -> Result<(i64, Option<i64>), StoreError> {
         let newest_known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.writer)
             .await
             .ok()
             .flatten();

@@ -13,23 +13,7 @@ fn derived(order: &Order, workflows: &Workflows) -> HealthInputs {
     match workflows.get(&order.workflow) {
         Some(wf) => HealthInputs::of(order, wf),
         // A workflow removed from the configuration: judge the order as still open.
-        None => HealthInputs {
-            awaits_delivery: true,
-            promised_date: order.promised_date,
-            next_due_on: order
-                .milestones
-                .iter()
-                .filter(|m| m.completed_at.is_none())
-                .map(|m| m.planned_on)
-                .min(),
-            last_planned_on: order
-                .milestones
-                .iter()
-                .filter(|m| m.completed_at.is_none())
-                .map(|m| m.planned_on)
-                .max(),
-            open_exceptions: order.open_exceptions.len(),
-        },
+        None => HealthInputs::with(order, true),
     }
 }
 
@@ -161,9 +145,6 @@ pub(crate) fn project_event(batch: &mut Batch, after: &Order, event: &OrderEvent
         | OrderEvent::MilestoneOwnerChanged { milestone_id, .. }
         | OrderEvent::MilestoneCompleted { milestone_id, .. } => Some(*milestone_id),
         OrderEvent::FollowUpLogged { follow_up } => {
-            let status = serde_json::to_value(follow_up.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string));
             batch
                 .push(
                     "INSERT INTO follow_ups (id, order_id, occurred_at, status, body) VALUES (?, ?, ?, ?, ?)",
@@ -172,7 +153,7 @@ pub(crate) fn project_event(batch: &mut Batch, after: &Order, event: &OrderEvent
                 .bind(follow_up.id.to_string())
                 .bind(after.id.to_string())
                 .bind(format_time(follow_up.occurred_at))
-                .bind(status.unwrap_or_default())
+                .bind(follow_up.status.as_str())
                 .bind(serde_json::to_string(follow_up).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             None
         }
