@@ -11,8 +11,7 @@ use ordertrail_server::app;
 use ordertrail_server::clock::Clock;
 use ordertrail_server::config::Config;
 use ordertrail_server::state::AppState;
-use ordertrail_store::Store;
-use ordertrail_store::sqlite::SqliteStore;
+use ordertrail_store::{Store, StoreError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ struct Cli {
     /// A TOML config file (database_url, listen, durability, workflows_dir, [organisation]).
     #[arg(long, global = true, env = "ORDERTRAIL_CONFIG")]
     config: Option<PathBuf>,
-    /// Database URL, e.g. sqlite://./ordertrail.db [default: sqlite://./ordertrail.db]
+    /// Database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE [default: sqlite://./ordertrail.db]
     #[arg(long, global = true, env = "ORDERTRAIL_DATABASE_URL")]
     database_url: Option<String>,
     #[command(subcommand)]
@@ -112,32 +111,62 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads the configuration once and opens (and migrates) the database.
-async fn open(cli: &Cli) -> Result<(Config, AppState, Arc<SqliteStore>), String> {
+/// Reads the configuration once and opens the database (`sqlite://` or `postgres://`), without migrating.
+async fn open_unmigrated(cli: &Cli) -> Result<(Config, AppState), String> {
     let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(url) = &cli.database_url {
         config.database_url = url.clone();
     }
     let org = config.organisation().map_err(|e| e.to_string())?;
-    if !config.database_url.starts_with("sqlite:") {
-        return Err(format!(
-            "unsupported database URL '{}': use sqlite://PATH",
-            config.database_url
-        ));
-    }
-    let store = SqliteStore::open(&config.database_url, config.durability, Arc::new(org.workflows.clone()))
+    let store = ordertrail_store::open(&config.database_url, config.durability, Arc::new(org.workflows.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    let store = Arc::new(store);
-    let state = AppState::new(store.clone() as Arc<dyn Store>, org, Clock::System);
-    Ok((config, state, store))
+    let state = AppState::new(store, org, Clock::System);
+    Ok((config, state))
+}
+
+/// Reads the configuration once and opens and migrates the database.
+async fn open(cli: &Cli) -> Result<(Config, AppState), String> {
+    let (config, state) = open_unmigrated(cli).await?;
+    state.store.migrate().await.map_err(|e| e.to_string())?;
+    Ok((config, state))
+}
+
+/// Migrates before serving. A database that does not answer yet is no reason not to start: the server answers
+/// its health check with 503 and the migration is retried until the database is back. A schema newer than
+/// this program is: serving it could misread what newer code wrote.
+async fn migrate_for_serving(store: Arc<dyn Store>) -> Result<(), String> {
+    match store.migrate().await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Unavailable(reason)) => {
+            eprintln!("warning: the database does not answer ({reason}); serving anyway, migrating when it is back");
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    match store.migrate().await {
+                        Ok(()) => {
+                            eprintln!("the database is back and migrated");
+                            return;
+                        }
+                        Err(StoreError::Unavailable(_)) => continue,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            std::process::exit(1);
+                        }
+                    }
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     match &cli.command {
         Command::Serve { listen, demo } => {
-            let (mut config, state, _) = open(&cli).await?;
+            let (mut config, state) = open_unmigrated(&cli).await?;
+            migrate_for_serving(state.store.clone()).await?;
             if let Some(listen) = listen {
                 config.listen = listen.clone();
             }
@@ -163,8 +192,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            let (config, _, store) = open(&cli).await?;
-            let (known, applied) = store.schema_versions().await.map_err(|e| e.to_string())?;
+            let (config, state) = open(&cli).await?;
+            let (known, applied) = state.store.schema_versions().await.map_err(|e| e.to_string())?;
             println!(
                 "{} is at schema version {} (this ordertrail knows {known})",
                 config.database_url,
@@ -185,7 +214,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .iter()
                 .map(|r| r.parse::<Role>().map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (_, state, _) = open(&cli).await?;
+            let (_, state) = open(&cli).await?;
             let user = app::add_user(&state, email, name, roles, customer.map(CustomerId))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -202,14 +231,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Token {
             command: TokenCommand::Issue { email },
         } => {
-            let (_, state, _) = open(&cli).await?;
+            let (_, state) = open(&cli).await?;
             let (user, token) = app::issue_token(&state, email).await.map_err(|e| e.to_string())?;
             eprintln!("token for {} <{}> (shown once, store it now):", user.name, user.email);
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify => {
-            let (_, state, _) = open(&cli).await?;
+            let (_, state) = open(&cli).await?;
             let report = state.store.verify().await.map_err(|e| e.to_string())?;
             if report.broken.is_empty() {
                 println!("ok: {} events in {} chains verified", report.events, report.streams);

@@ -119,7 +119,7 @@ fn migrate_reports_the_schema_version() {
     let (_dir, db) = temp_db();
     let out = ordertrail(&db, &["migrate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("schema version 1"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("schema version 2"), "{}", text(&out.stdout));
 }
 
 /// Starts `serve --demo` on a free port, returns the child, base URL and admin token.

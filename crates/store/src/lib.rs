@@ -7,11 +7,20 @@
 //! the projections from the order as the events left it, and enqueue the outbox rows. There is no other way
 //! to write an order. (On SQLite, changes queued at the same moment share one transaction: group commit.)
 //!
-//! Engines: [`sqlite::SqliteStore`] (embedded default). PostgreSQL follows in its own module with mirrored
-//! migrations.
+//! Engines: [`sqlite::SqliteStore`] (embedded default) and [`postgres::PostgresStore`], each with its own
+//! migrations (mirrored file names, the same tables and columns). What a write changes is built once, engine
+//! neutral (`projection`, `rows`), and so are the reads (`reads`, `verify`, `outbox`); an engine supplies
+//! connections, transactions and the binding of values (`engine::Sql`).
 
+mod engine;
+mod outbox;
+pub mod postgres;
+mod projection;
+mod reads;
+mod rows;
 pub mod sqlite;
 mod time;
+mod verify;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -154,9 +163,73 @@ pub enum IdempotencyClaim {
     },
 }
 
+/// A message waiting in the outbox, as a worker claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    /// The stream (order, customer) the message is about.
+    pub stream_id: Uuid,
+    pub kind: String,
+    /// Unique per message: a rule that fires twice for the same thing writes one message.
+    pub dedupe_key: String,
+    pub payload: String,
+    pub due_at: DateTime<Utc>,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+/// What became of a claimed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxOutcome {
+    Sent,
+    /// Try again at this time (back-off).
+    RetryAt(DateTime<Utc>),
+    /// Given up: kept for the record, never tried again.
+    Failed,
+}
+
+/// Refuses a database whose schema is newer than this program knows.
+pub(crate) fn refuse_newer_schema(newest_known: i64, applied: Option<i64>) -> Result<(), StoreError> {
+    match applied {
+        Some(version) if version > newest_known => Err(StoreError::Conflict(format!(
+            "the database schema is at version {version}, newer than this ordertrail knows ({newest_known}): upgrade ordertrail"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the store the URL names: `sqlite://PATH` (created if missing) or `postgres://...` (connected lazily,
+/// so this succeeds while the database is down). Does not migrate.
+pub async fn open(
+    url: &str,
+    durability: sqlite::Durability,
+    workflows: std::sync::Arc<ordertrail_domain::workflow::Workflows>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PostgresStore::open(url, workflows)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(url, durability, workflows).await?,
+        ))
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "unknown database URL '{url}': use sqlite://PATH or postgres://USER@HOST/DATABASE"
+        )))
+    }
+}
+
 /// Persistence of everything Ordertrail records. One implementation per engine.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn engine(&self) -> &'static str;
+
+    /// Brings the schema up to date. Refuses a database whose schema is newer than this program.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// The newest schema version this program knows, and the database's (none before the first migration).
+    async fn schema_versions(&self) -> Result<(i64, Option<i64>), StoreError>;
+
     /// A cheap round trip, for the health check.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -200,4 +273,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<IdempotencyClaim, StoreError>;
     async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError>;
+
+    // Background work.
+    /// Claims up to `limit` outbox messages due at `now` for `worker`, for `lease`: no other worker (on any
+    /// server) gets them until the lease runs out. Oldest first.
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// Records the outcome of a claimed message; `false` when the worker's claim had run out.
+    async fn finish_outbox(&self, id: Uuid, worker: &str, outcome: OutboxOutcome) -> Result<bool, StoreError>;
 }

@@ -14,17 +14,16 @@
 //! refusal is a database failure: the group is rolled back, the memory forgotten, and each job re-run reading
 //! afresh.
 
-use super::batch::Batch;
-use super::log::Head;
-use super::{append_order_events, from_json, orders, unique_violation};
-use crate::{Decide, Meta, StoreError, WriteError};
+use crate::engine::{Sql, unique_as_conflict, write};
+use crate::projection::{change_order, create_order};
+use crate::rows::{Kind, Statement, Writes, cells};
+use crate::{Decide, Meta, StoreError, WriteError, reads};
 use ordertrail_domain::decide::PlannedOrder;
-use ordertrail_domain::event::OrderEvent;
 use ordertrail_domain::ids::OrderId;
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -221,48 +220,40 @@ async fn create(
     let scope = pattern.scope(planned.order_date());
     let last = match known.counter(&scope) {
         Some(last) => last,
-        None => sqlx::query_scalar::<_, i64>("SELECT last FROM order_number_counters WHERE scope = $1")
-            .bind(&scope)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?
-            .unwrap_or(0),
+        None => {
+            let mut read = Statement::new("SELECT last FROM order_number_counters WHERE scope = ?");
+            read.text(scope.clone());
+            let rows = conn.fetch(read, &[Kind::Int]).await?;
+            rows.first().map_or(Ok(0), |row| cells(row).int(0))?
+        }
     };
     let seq = last + 1;
-    let mut batch = Batch::default();
+    let mut writes = Writes::default();
     // Advances the counter only from the value read: if another writer moved it, this changes no row.
-    batch
+    writes
         .push(
             "INSERT INTO order_number_counters (scope, last) VALUES (?, ?)
              ON CONFLICT (scope) DO UPDATE SET last = excluded.last WHERE order_number_counters.last = ?",
             1,
         )
-        .bind(scope.clone())
-        .bind(seq)
-        .bind(last);
-    let created = planned.created(pattern.render(planned.order_date(), seq));
-    let OrderEvent::OrderCreated { order } = &created else {
-        return Err(StoreError::Corrupt("a planned order must start with its creation".into()).into());
-    };
-    let mut order = (**order).clone();
-    order.version = 0;
-    let mut head = Head::genesis();
-    append_order_events(&mut batch, &mut order, &mut head, meta, &[(created, None)])?;
-    orders::insert(&mut batch, &order, workflows, &head.hash)?;
-    batch
-        .run(conn, || {
-            format!(
-                "the number counter {scope} moved while order {} was written",
-                order.number
-            )
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Database(ref db) if unique_violation(db) => {
-                StoreError::Conflict(format!("order number {} is taken", order.number))
-            }
-            other => other,
-        })?;
+        .text(scope.clone())
+        .int(seq)
+        .int(last);
+    let (order, head) = create_order(
+        &mut writes,
+        planned,
+        pattern.render(planned.order_date(), seq),
+        meta,
+        workflows,
+    )?;
+    write(conn, writes, || {
+        format!(
+            "the number counter {scope} moved while order {} was written",
+            order.number
+        )
+    })
+    .await
+    .map_err(|e| unique_as_conflict(e, || format!("order number {} is taken", order.number)))?;
     known.learned.counters.insert(scope, seq);
     known.learned.orders.insert(order.id, (order.clone(), head.hash));
     Ok(order)
@@ -278,43 +269,20 @@ async fn change(
 ) -> Result<Order, WriteError> {
     let (before, head_hash) = match known.order(id) {
         Some(remembered) => remembered,
-        None => {
-            let row = sqlx::query("SELECT body, head_hash FROM orders WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
-            let Some(row) = row else {
-                return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into());
-            };
-            let before: Order = from_json(row.try_get::<&str, _>("body").map_err(StoreError::from)?)?;
-            (before, row.try_get("head_hash").map_err(StoreError::from)?)
-        }
-    };
-    // The writer serves every order: a decision that panicked (a bug) fails its own job, not the writer.
-    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(&before))).map_err(|_| {
-        StoreError::Corrupt(format!(
-            "deciding a change to order {} failed unexpectedly",
-            before.number
-        ))
-    })??;
-    if decision.is_empty() {
-        return Ok(before);
-    }
-    let mut after = before.clone();
-    let mut head = Head {
-        seq: before.version,
-        hash: head_hash,
+        None => match reads::order_for_write(conn, id, "").await? {
+            Some(loaded) => loaded,
+            None => return Err(ordertrail_domain::DomainError::NotFound { what: "order".into() }.into()),
+        },
     };
     // The first statement appends the next event: the log refuses it if the order moved on elsewhere.
-    let mut batch = Batch::default();
-    append_order_events(&mut batch, &mut after, &mut head, meta, &decision)?;
-    orders::update(&mut batch, &after, before.version, workflows, &head.hash)?;
-    batch
-        .run(conn, || {
-            format!("order {} changed while it was being written", after.number)
-        })
-        .await?;
+    let mut writes = Writes::default();
+    let Some((after, head)) = change_order(&mut writes, &before, head_hash, decide, meta, workflows)? else {
+        return Ok(before);
+    };
+    write(conn, writes, || {
+        format!("order {} changed while it was being written", after.number)
+    })
+    .await?;
     known.learned.orders.insert(after.id, (after.clone(), head.hash));
     Ok(after)
 }

@@ -2,31 +2,29 @@
 //! of failing on a busy database), a small pool of readers, and a background checkpointer. Order writes go
 //! through the writer task of [`group`], which commits them in groups.
 
-mod batch;
 mod group;
-mod log;
-mod orders;
+mod sql;
 
+use crate::engine::{unique_as_conflict, write};
+use crate::projection;
+use crate::rows::Writes;
 use crate::{
-    Decide, IdempotencyClaim, Meta, OrderQuery, Store, StoreError, StoredEvent, VerifyReport, WriteError, format_time,
-    parse_time,
+    Decide, IdempotencyClaim, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError, StoredEvent,
+    VerifyReport, WriteError, outbox, reads, verify,
 };
 use async_trait::async_trait;
-use batch::Batch;
 use chrono::{DateTime, Utc};
-use log::{Append, Head};
 
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::decide::PlannedOrder;
-use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrderEvent, OrgEvent, truncate_to_micros};
+use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrgEvent, truncate_to_micros};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
-use serde::Serialize;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,13 +125,7 @@ impl SqliteStore {
     /// Brings the schema up to date. Refuses a database whose schema is newer than this program.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let (newest_known, applied) = self.schema_versions().await?;
-        if let Some(version) = applied
-            && version > newest_known
-        {
-            return Err(StoreError::Conflict(format!(
-                "the database schema is at version {version}, newer than this ordertrail knows ({newest_known}): upgrade ordertrail"
-            )));
-        }
+        crate::refuse_newer_schema(newest_known, applied)?;
         MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
@@ -170,78 +162,20 @@ impl SqliteStore {
     }
 }
 
-fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// Adds an order's events after `head` to `batch`, applying each to `order`, with the side-table writes each
-/// implies and one outbox row per event (offered to outbound webhooks).
-fn append_order_events(
-    batch: &mut Batch,
-    order: &mut Order,
-    head: &mut Head,
-    meta: Meta,
-    decision: &[(OrderEvent, Option<String>)],
-) -> Result<(), StoreError> {
-    for (event, reason) in decision {
-        let id = Uuid::now_v7();
-        order.apply(event, meta.at);
-        let payload = json(event)?;
-        let append = Append {
-            id,
-            at: meta.at,
-            actor: meta.actor,
-            reason: reason.as_deref(),
-            kind: event.kind(),
-            payload: &payload,
-        };
-        log::append(batch, order.id.0, head, append);
-        orders::project_event(batch, order, event)?;
-        let message = serde_json::json!({ "event_id": id, "order_id": order.id, "order_number": order.number, "kind": event.kind() });
-        batch
-            .push(
-                "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-                 VALUES (?, ?, ?, 'webhook.order_event', ?, ?, ?, 'pending', 0, ?)",
-                1,
-            )
-            .bind(Uuid::now_v7().to_string())
-            .bind(order.id.to_string())
-            .bind(id.to_string())
-            .bind(format!("order_event:{id}"))
-            .bind(message.to_string())
-            .bind(format_time(meta.at))
-            .bind(format_time(meta.at));
-    }
-    Ok(())
-}
-
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, StoreError> {
-    let id: String = row.try_get("id")?;
-    let roles: String = row.try_get("roles")?;
-    let customer: Option<String> = row.try_get("customer_id")?;
-    Ok(User {
-        id: UserId(Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?),
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        roles: from_json(&roles)?,
-        customer_id: customer
-            .map(|c| Uuid::parse_str(&c).map(CustomerId))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        created_at: parse_time(row.try_get("created_at")?)?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        SqliteStore::migrate(self).await
+    }
+
+    async fn schema_versions(&self) -> Result<(i64, Option<i64>), StoreError> {
+        SqliteStore::schema_versions(self).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
@@ -253,134 +187,52 @@ impl Store for SqliteStore {
     async fn record_org_event(&self, event: NewEvent<OrgEvent>) -> Result<(), StoreError> {
         let at = truncate_to_micros(event.at);
         let mut tx = self.begin().await?;
-        let mut head = log::head(&mut tx, ORG_STREAM).await?;
-        let mut batch = Batch::default();
-        let kind = match &event.payload {
-            OrgEvent::UserAdded { user } => {
-                batch
-                    .push(
-                        "INSERT INTO users (id, email, name, roles, customer_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        1,
-                    )
-                    .bind(user.id.to_string())
-                    .bind(user.email.clone())
-                    .bind(user.name.clone())
-                    .bind(json(&user.roles)?)
-                    .bind(user.customer_id.map(|c| c.to_string()))
-                    .bind(format_time(user.created_at));
-                "user_added"
-            }
-            OrgEvent::TokenIssued {
-                token_id,
-                user_id,
-                token_hash,
-            } => {
-                batch
-                    .push(
-                        "INSERT INTO tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                        1,
-                    )
-                    .bind(token_id.to_string())
-                    .bind(user_id.to_string())
-                    .bind(token_hash.clone())
-                    .bind(format_time(at));
-                "token_issued"
-            }
-        };
-        let payload = json(&event.payload)?;
-        let append = Append {
-            id: event.id.0,
-            at,
-            actor: event.actor,
-            reason: event.reason.as_deref(),
-            kind,
-            payload: &payload,
-        };
-        log::append(&mut batch, ORG_STREAM, &mut head, append);
-        batch
-            .run(&mut tx, || "the organisation's log moved on".into())
+        let mut head = reads::head(&mut *tx, ORG_STREAM).await?;
+        let mut writes = Writes::default();
+        projection::org_event(&mut writes, &mut head, &event, at)?;
+        write(&mut *tx, writes, || "the organisation's log moved on".into())
             .await
-            .map_err(|e| match (e, &event.payload) {
-                (StoreError::Database(db), OrgEvent::UserAdded { user }) if unique_violation(&db) => {
-                    StoreError::Conflict(format!("a user with email {} already exists", user.email))
+            .map_err(|e| match &event.payload {
+                OrgEvent::UserAdded { user } => {
+                    unique_as_conflict(e, || format!("a user with email {} already exists", user.email))
                 }
-                (e, _) => e,
+                OrgEvent::TokenIssued { .. } => e,
             })?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        reads::user(&mut *self.reader.acquire().await?, id).await
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
-            .bind(email.trim().to_ascii_lowercase())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        reads::user_by_email(&mut *self.reader.acquire().await?, email).await
     }
 
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        reads::user_by_token_hash(&mut *self.reader.acquire().await?, token_hash).await
     }
 
     async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(user) = self.user(*id).await? {
-                found.push(user);
-            }
-        }
-        Ok(found)
+        reads::users(&mut *self.reader.acquire().await?, ids).await
     }
 
     async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError> {
         let at = truncate_to_micros(event.at);
         let CustomerEvent::CustomerCreated { customer } = &event.payload;
-        let payload = json(&event.payload)?;
-        let mut batch = Batch::default();
-        let mut head = Head::genesis();
-        let append = Append {
-            id: event.id.0,
-            at,
-            actor: event.actor,
-            reason: event.reason.as_deref(),
-            kind: "customer_created",
-            payload: &payload,
-        };
-        log::append(&mut batch, customer.id.0, &mut head, append);
-        batch
-            .push(
-                "INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES (?, ?, ?, 1, ?, ?)",
-                1,
-            )
-            .bind(customer.id.to_string())
-            .bind(customer.name.clone())
-            .bind(json(customer)?)
-            .bind(head.hash.clone())
-            .bind(format_time(customer.created_at));
+        let mut writes = Writes::default();
+        projection::new_customer(&mut writes, customer, &event, at)?;
         let mut tx = self.begin().await?;
-        batch.run(&mut tx, || "the customer already exists".into()).await?;
+        write(&mut *tx, writes, || "the customer already exists".into())
+            .await
+            .map_err(|e| unique_as_conflict(e, || "the customer already exists".into()))?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar("SELECT body FROM customers WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        body.as_deref().map(from_json).transpose()
+        reads::customer(&mut *self.reader.acquire().await?, id).await
     }
 
     async fn create_order(
@@ -410,42 +262,31 @@ impl Store for SqliteStore {
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
-        body.as_deref().map(from_json).transpose()
+        reads::order(&mut *self.reader.acquire().await?, id).await
     }
 
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
-        let mut qb = orders::list_query(query);
-        let rows = qb.build().fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|row| from_json(row.try_get::<&str, _>("body")?))
-            .collect()
+        reads::list_orders(&mut *self.reader.acquire().await?, query).await
     }
 
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError> {
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT body FROM follow_ups WHERE order_id = $1 ORDER BY occurred_at DESC, id DESC")
-                .bind(order.to_string())
-                .fetch_all(&self.reader)
-                .await?;
-        rows.iter().map(|body| from_json(body)).collect()
+        reads::follow_ups(&mut *self.reader.acquire().await?, order).await
     }
 
     async fn events(&self, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError> {
-        log::events(&self.reader, stream).await
+        reads::events(&mut *self.reader.acquire().await?, stream).await
     }
 
     async fn count_events(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&self.reader)
-            .await?)
+        reads::count(&mut *self.reader.acquire().await?, "events").await
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        log::verify(&self.reader).await
+        // One read transaction: one snapshot for the whole check, whatever is written meanwhile.
+        let mut tx = self.reader.begin().await?;
+        let report = verify::verify(&mut *tx).await?;
+        tx.rollback().await?;
+        Ok(report)
     }
 
     async fn claim_idempotency_key(
@@ -456,80 +297,33 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<IdempotencyClaim, StoreError> {
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'pending', $4)
-             ON CONFLICT (user_id, key) DO NOTHING",
-        )
-        .bind(user.to_string())
-        .bind(key)
-        .bind(fingerprint)
-        .bind(format_time(now))
-        .execute(&mut *tx)
-        .await?;
-        // A key left pending for 5 minutes belongs to a request that died before it answered: take it over.
-        let abandoned = if inserted.rows_affected() == 1 {
-            false
-        } else {
-            sqlx::query(
-                "UPDATE idempotency_keys SET fingerprint = $1, created_at = $2
-                 WHERE user_id = $3 AND key = $4 AND state = 'pending' AND created_at < $5",
-            )
-            .bind(fingerprint)
-            .bind(format_time(now))
-            .bind(user.to_string())
-            .bind(key)
-            .bind(format_time(now - chrono::TimeDelta::minutes(5)))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1
-        };
-        let claim = if inserted.rows_affected() == 1 || abandoned {
-            IdempotencyClaim::Claimed
-        } else {
-            let row = sqlx::query(
-                "SELECT fingerprint, state, status_code, body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-            )
-            .bind(user.to_string())
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-            let state: String = row.try_get("state")?;
-            if state == "done" {
-                let status: Option<i64> = row.try_get("status_code")?;
-                let body: Option<String> = row.try_get("body")?;
-                IdempotencyClaim::Done {
-                    fingerprint: row.try_get("fingerprint")?,
-                    status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
-                    body: body.unwrap_or_default(),
-                }
-            } else {
-                IdempotencyClaim::InProgress
-            }
-        };
+        let claim = reads::claim_idempotency_key(&mut *tx, user, key, fingerprint, now).await?;
         tx.commit().await?;
         Ok(claim)
     }
 
     async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', status_code = $1, body = $2 WHERE user_id = $3 AND key = $4",
-        )
-        .bind(i64::from(status))
-        .bind(body)
-        .bind(user.to_string())
-        .bind(key)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        reads::finish_idempotency_key(&mut *self.writer.acquire().await?, user, key, status, body).await
     }
 
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'pending'")
-            .bind(user.to_string())
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        reads::release_idempotency_key(&mut *self.writer.acquire().await?, user, key).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut tx = self.begin().await?;
+        let claimed = outbox::claim(&mut *tx, worker, limit, now, now + lease, "").await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn finish_outbox(&self, id: Uuid, worker: &str, outcome: OutboxOutcome) -> Result<bool, StoreError> {
+        outbox::finish(&mut *self.writer.acquire().await?, id, worker, outcome).await
     }
 }

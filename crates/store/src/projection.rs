@@ -1,0 +1,423 @@
+//! What each change writes, for either engine: the events appended to their stream's hash chain, the
+//! projections (the order row with the columns lists filter on, its people, milestones and follow-ups; users,
+//! tokens, customers) and one outbox row per order event. The engines only run these [`Writes`].
+
+use crate::rows::Writes;
+use crate::{Decision, Meta, StoreError};
+use chrono::{DateTime, Utc};
+use ordertrail_domain::customer::Customer;
+use ordertrail_domain::event::{Actor, ChainLink, GENESIS_HASH, OrderEvent, OrgEvent, chain_hash};
+use ordertrail_domain::ids::MilestoneId;
+use ordertrail_domain::order::{Order, Relation};
+use ordertrail_domain::progress::HealthInputs;
+use ordertrail_domain::workflow::Workflows;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The end of a stream's chain: the last sequence number and hash (0 and the genesis hash when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Head {
+    pub fn genesis() -> Head {
+        Head {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+/// An event ready to append: payload already serialised (the hash covers these exact bytes).
+pub(crate) struct Append<'a> {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub reason: Option<&'a str>,
+    pub kind: &'a str,
+    pub payload: &'a str,
+}
+
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Adds one event after `head` and moves `head` on. The log's UNIQUE (stream, seq) refuses it when another
+/// writer appended to the stream meanwhile.
+pub(crate) fn append_event(writes: &mut Writes, stream: Uuid, head: &mut Head, e: Append<'_>) {
+    let seq = head.seq + 1;
+    let actor_id = e.actor.user_id().map(|u| u.0);
+    let link = ChainLink {
+        stream_id: stream,
+        seq,
+        event_id: e.id,
+        at: e.at,
+        actor_id,
+        acting_role: e.actor.role_name(),
+        kind: e.kind,
+        reason: e.reason,
+        payload: e.payload,
+    };
+    let hash = chain_hash(&head.hash, &link);
+    writes
+        .push(
+            "INSERT INTO events (id, stream_id, seq, occurred_at, actor_id, acting_role, kind, reason, payload, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            1,
+        )
+        .id(e.id)
+        .id(stream)
+        .int(seq)
+        .time(e.at)
+        .opt_id(actor_id)
+        .text(e.actor.role_name())
+        .text(e.kind)
+        .opt_text(e.reason)
+        .text(e.payload)
+        .text(head.hash.clone())
+        .text(hash.clone());
+    *head = Head { seq, hash };
+}
+
+/// Adds an order's events after `head`, applying each to `order`: the follow-up rows they add, one outbox row
+/// per event (offered to outbound webhooks), and the milestone rows they touched, written once as they end.
+pub(crate) fn append_order_events(
+    writes: &mut Writes,
+    order: &mut Order,
+    head: &mut Head,
+    meta: Meta,
+    decision: &Decision,
+) -> Result<(), StoreError> {
+    let mut touched: Vec<MilestoneId> = Vec::new();
+    for (event, reason) in decision {
+        let id = Uuid::now_v7();
+        order.apply(event, meta.at);
+        let payload = json(event)?;
+        let append = Append {
+            id,
+            at: meta.at,
+            actor: meta.actor,
+            reason: reason.as_deref(),
+            kind: event.kind(),
+            payload: &payload,
+        };
+        append_event(writes, order.id.0, head, append);
+        match event {
+            OrderEvent::MilestoneReplanned { milestone_id, .. }
+            | OrderEvent::MilestoneOwnerChanged { milestone_id, .. }
+            | OrderEvent::MilestoneCompleted { milestone_id, .. } => {
+                if !touched.contains(milestone_id) {
+                    touched.push(*milestone_id);
+                }
+            }
+            OrderEvent::FollowUpLogged { follow_up } => {
+                writes
+                    .push(
+                        "INSERT INTO follow_ups (id, order_id, occurred_at, status, body) VALUES (?, ?, ?, ?, ?)",
+                        1,
+                    )
+                    .id(follow_up.id.0)
+                    .id(order.id.0)
+                    .time(follow_up.occurred_at)
+                    .text(follow_up.status.as_str())
+                    .text(json(follow_up)?);
+            }
+            OrderEvent::OrderCreated { .. }
+            | OrderEvent::StatusChanged { .. }
+            | OrderEvent::ChecklistUpdated { .. } => {}
+        }
+        let message = serde_json::json!({ "event_id": id, "order_id": order.id, "order_number": order.number, "kind": event.kind() });
+        writes
+            .push(
+                "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
+                 VALUES (?, ?, ?, 'webhook.order_event', ?, ?, ?, 'pending', 0, ?)",
+                1,
+            )
+            .id(Uuid::now_v7())
+            .id(order.id.0)
+            .id(id)
+            .text(format!("order_event:{id}"))
+            .text(message.to_string())
+            .time(meta.at)
+            .time(meta.at);
+    }
+    for m in touched.iter().filter_map(|id| order.milestone(*id)) {
+        writes
+            .push(
+                "UPDATE milestones SET planned_on = ?, owner_id = ?, completed_at = ? WHERE order_id = ? AND key = ?",
+                1,
+            )
+            .date(m.planned_on)
+            .opt_id(m.owner_id.map(|u| u.0))
+            .opt_time(m.completed_at)
+            .id(order.id.0)
+            .text(m.key.clone());
+    }
+    Ok(())
+}
+
+fn derived(order: &Order, workflows: &Workflows) -> HealthInputs {
+    match workflows.get(&order.workflow) {
+        Some(wf) => HealthInputs::of(order, wf),
+        // A workflow removed from the configuration: judge the order as still open.
+        None => HealthInputs::with(order, true),
+    }
+}
+
+fn search_text(order: &Order) -> String {
+    format!(
+        "{} {} {} {}",
+        order.number,
+        order.title,
+        order.customer_name,
+        order.tags.join(" ")
+    )
+    .to_lowercase()
+}
+
+/// Adds the new order's rows: the order, its people, its milestones.
+pub(crate) fn insert_order(
+    writes: &mut Writes,
+    order: &Order,
+    workflows: &Workflows,
+    head_hash: &str,
+) -> Result<(), StoreError> {
+    let d = derived(order, workflows);
+    writes
+        .push(
+            "INSERT INTO orders (id, number, workflow, status, customer_id, owner_id, order_type, amount_minor, currency,
+                order_date, promised_date, awaits_delivery, next_due_on, last_planned_on, open_exceptions, search_text,
+                body, version, head_hash, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            1,
+        )
+        .id(order.id.0)
+        .text(order.number.clone())
+        .text(order.workflow.clone())
+        .text(order.status.clone())
+        .id(order.customer_id.0)
+        .opt_id(order.person(Relation::Owner).map(|u| u.0))
+        .text(order.order_type.as_str())
+        .int(order.amount.minor)
+        .text(order.amount.currency.clone())
+        .date(order.order_date)
+        .date(order.promised_date)
+        .bool(d.awaits_delivery)
+        .opt_date(d.next_due_on)
+        .opt_date(d.last_planned_on)
+        .int(d.open_exceptions as i64)
+        .text(search_text(order))
+        .text(json(order)?)
+        .int(order.version)
+        .text(head_hash)
+        .time(order.created_at)
+        .time(order.updated_at);
+    if !order.people.is_empty() {
+        let values = vec!["(?, ?, ?)"; order.people.len()].join(", ");
+        let statement = writes.push(
+            format!("INSERT INTO order_people (order_id, user_id, relation) VALUES {values}"),
+            order.people.len() as u64,
+        );
+        for person in &order.people {
+            statement
+                .id(order.id.0)
+                .id(person.user_id.0)
+                .text(person.relation.as_str());
+        }
+    }
+    if !order.milestones.is_empty() {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; order.milestones.len()].join(", ");
+        let statement = writes.push(
+            format!(
+                "INSERT INTO milestones (id, order_id, key, name, position, planned_on, owner_role, owner_id, client_action, completed_at)
+                 VALUES {values}"
+            ),
+            order.milestones.len() as u64,
+        );
+        for m in &order.milestones {
+            statement
+                .id(m.id.0)
+                .id(order.id.0)
+                .text(m.key.clone())
+                .text(m.name.clone())
+                .int(i64::from(m.position))
+                .date(m.planned_on)
+                .text(m.owner_role.as_str())
+                .opt_id(m.owner_id.map(|u| u.0))
+                .bool(m.client_action)
+                .opt_time(m.completed_at);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the update of the order row from `after`, guarded by the version it was loaded at.
+pub(crate) fn update_order(
+    writes: &mut Writes,
+    after: &Order,
+    loaded_version: i64,
+    workflows: &Workflows,
+    head_hash: &str,
+) -> Result<(), StoreError> {
+    let d = derived(after, workflows);
+    writes
+        .push(
+            "UPDATE orders SET status = ?, awaits_delivery = ?, next_due_on = ?, last_planned_on = ?,
+                open_exceptions = ?, body = ?, version = ?, head_hash = ?, updated_at = ?
+             WHERE id = ? AND version = ?",
+            1,
+        )
+        .text(after.status.clone())
+        .bool(d.awaits_delivery)
+        .opt_date(d.next_due_on)
+        .opt_date(d.last_planned_on)
+        .int(d.open_exceptions as i64)
+        .text(json(after)?)
+        .int(after.version)
+        .text(head_hash)
+        .time(after.updated_at)
+        .id(after.id.0)
+        .int(loaded_version);
+    Ok(())
+}
+
+/// The writes of an organisation event (user added, token issued) appended after `head`.
+pub(crate) fn org_event(
+    writes: &mut Writes,
+    head: &mut Head,
+    event: &ordertrail_domain::event::NewEvent<OrgEvent>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let kind = match &event.payload {
+        OrgEvent::UserAdded { user } => {
+            writes
+                .push(
+                    "INSERT INTO users (id, email, name, roles, customer_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    1,
+                )
+                .id(user.id.0)
+                .text(user.email.clone())
+                .text(user.name.clone())
+                .text(json(&user.roles)?)
+                .opt_id(user.customer_id.map(|c| c.0))
+                .time(user.created_at);
+            "user_added"
+        }
+        OrgEvent::TokenIssued {
+            token_id,
+            user_id,
+            token_hash,
+        } => {
+            writes
+                .push(
+                    "INSERT INTO tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                    1,
+                )
+                .id(token_id.0)
+                .id(user_id.0)
+                .text(token_hash.clone())
+                .time(at);
+            "token_issued"
+        }
+    };
+    let payload = json(&event.payload)?;
+    let append = Append {
+        id: event.id.0,
+        at,
+        actor: event.actor,
+        reason: event.reason.as_deref(),
+        kind,
+        payload: &payload,
+    };
+    append_event(writes, ordertrail_domain::event::ORG_STREAM, head, append);
+    Ok(())
+}
+
+/// The writes of a new customer: the first event of its own stream and its row.
+pub(crate) fn new_customer(
+    writes: &mut Writes,
+    customer: &Customer,
+    event: &ordertrail_domain::event::NewEvent<ordertrail_domain::event::CustomerEvent>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let payload = json(&event.payload)?;
+    let mut head = Head::genesis();
+    let append = Append {
+        id: event.id.0,
+        at,
+        actor: event.actor,
+        reason: event.reason.as_deref(),
+        kind: "customer_created",
+        payload: &payload,
+    };
+    append_event(writes, customer.id.0, &mut head, append);
+    writes
+        .push(
+            "INSERT INTO customers (id, name, body, version, head_hash, created_at) VALUES (?, ?, ?, 1, ?, ?)",
+            1,
+        )
+        .id(customer.id.0)
+        .text(customer.name.clone())
+        .text(json(customer)?)
+        .text(head.hash.clone())
+        .time(customer.created_at);
+    Ok(())
+}
+
+/// A new order's writes (after its number is known): the creation event as the first link of its chain, and
+/// the order's rows. Returns the order as stored and its chain's head.
+pub(crate) fn create_order(
+    writes: &mut Writes,
+    planned: &ordertrail_domain::decide::PlannedOrder,
+    number: String,
+    meta: Meta,
+    workflows: &Workflows,
+) -> Result<(Order, Head), StoreError> {
+    let created = planned.created(number);
+    let OrderEvent::OrderCreated { order } = &created else {
+        return Err(StoreError::Corrupt(
+            "a planned order must start with its creation".into(),
+        ));
+    };
+    let mut order = (**order).clone();
+    order.version = 0;
+    let mut head = Head::genesis();
+    append_order_events(writes, &mut order, &mut head, meta, &vec![(created, None)])?;
+    insert_order(writes, &order, workflows, &head.hash)?;
+    Ok((order, head))
+}
+
+/// A change's writes: runs the caller's decision on the loaded order, then appends its events and updates the
+/// projections. `None` when the decision changes nothing. A decision that panics (a bug) fails this write only.
+pub(crate) fn change_order(
+    writes: &mut Writes,
+    before: &Order,
+    head_hash: String,
+    decide: &crate::Decide,
+    meta: Meta,
+    workflows: &Workflows,
+) -> Result<Option<(Order, Head)>, crate::WriteError> {
+    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide(before))).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "deciding a change to order {} failed unexpectedly",
+            before.number
+        ))
+    })??;
+    if decision.is_empty() {
+        return Ok(None);
+    }
+    let mut after = before.clone();
+    let mut head = Head {
+        seq: before.version,
+        hash: head_hash,
+    };
+    append_order_events(writes, &mut after, &mut head, meta, &decision)?;
+    update_order(writes, &after, before.version, workflows, &head.hash)?;
+    Ok(Some((after, head)))
+}
