@@ -12,6 +12,7 @@
 //! neutral (`projection`, `rows`), and so are the reads (`reads`, `verify`, `outbox`); an engine supplies
 //! connections, transactions and the binding of values (`engine::Sql`).
 
+pub mod copy;
 mod engine;
 mod outbox;
 pub mod postgres;
@@ -36,6 +37,8 @@ use ordertrail_domain::progress::Health;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use copy::{CopyPage, CopyReport};
+pub use rows::Kind;
 pub use time::{format_time, parse_time};
 
 #[derive(Debug, thiserror::Error)]
@@ -286,4 +289,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<OutboxMessage>, StoreError>;
     /// Records the outcome of a claimed message; `false` when the worker's claim had run out.
     async fn finish_outbox(&self, id: Uuid, worker: &str, outcome: OutboxOutcome) -> Result<bool, StoreError>;
+
+    // Moving an organisation between databases (see `copy`).
+    /// The rows of table `table` (an index into [`copy::TABLES`]) after those of `after`, a page at a time.
+    async fn export_page(&self, table: usize, after: Option<&CopyPage>) -> Result<CopyPage, StoreError>;
+    /// Copies everything `source` holds into this (empty, unless `replace`) database, in one transaction.
+    async fn copy_from(&self, source: &dyn Store, replace: bool) -> Result<CopyReport, StoreError>;
+    /// Rows per table, in [`copy::TABLES`] order.
+    async fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
 }

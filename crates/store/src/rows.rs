@@ -20,7 +20,7 @@ pub(crate) enum Value {
 
 /// The type of a column, to read it back as a [`Value`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Id,
     Text,
     Int,

@@ -7,6 +7,7 @@
 
 mod sql;
 
+use crate::copy::{self, CopyPage, CopyReport};
 use crate::engine::{unique_as_conflict, write};
 use crate::projection::{self, change_order, create_order};
 use crate::rows::{Kind, Statement, Writes, cells};
@@ -24,8 +25,8 @@ use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -316,5 +317,29 @@ impl Store for PostgresStore {
             outcome,
         )
         .await
+    }
+
+    async fn export_page(&self, table: usize, after: Option<&CopyPage>) -> Result<CopyPage, StoreError> {
+        copy::export_page(&mut *self.pool.acquire().await.map_err(unavailable)?, table, after).await
+    }
+
+    async fn copy_from(&self, source: &dyn Store, replace: bool) -> Result<CopyReport, StoreError> {
+        let mut tx = self.begin().await?;
+        copy::import(&mut *tx, source, replace).await?;
+        // Rows came with their positions: the identity sequences go on after the highest.
+        for table in ["events", "outbox"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'position'), GREATEST(COALESCE(MAX(position), 0), 1), MAX(position) IS NOT NULL) FROM {table}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let tables = copy::counts(&mut *tx).await?;
+        commit(tx).await?;
+        Ok(CopyReport { tables })
+    }
+
+    async fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        copy::counts(&mut *self.pool.acquire().await.map_err(unavailable)?).await
     }
 }

@@ -5,6 +5,7 @@
 mod group;
 mod sql;
 
+use crate::copy::{self, CopyPage, CopyReport};
 use crate::engine::{unique_as_conflict, write};
 use crate::projection;
 use crate::rows::Writes;
@@ -325,5 +326,21 @@ impl Store for SqliteStore {
 
     async fn finish_outbox(&self, id: Uuid, worker: &str, outcome: OutboxOutcome) -> Result<bool, StoreError> {
         outbox::finish(&mut *self.writer.acquire().await?, id, worker, outcome).await
+    }
+
+    async fn export_page(&self, table: usize, after: Option<&CopyPage>) -> Result<CopyPage, StoreError> {
+        copy::export_page(&mut *self.reader.acquire().await?, table, after).await
+    }
+
+    async fn copy_from(&self, source: &dyn Store, replace: bool) -> Result<CopyReport, StoreError> {
+        let mut tx = self.begin().await?;
+        copy::import(&mut *tx, source, replace).await?;
+        let tables = copy::counts(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(CopyReport { tables })
+    }
+
+    async fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        copy::counts(&mut *self.reader.acquire().await?).await
     }
 }
