@@ -1,8 +1,16 @@
-//! `ordertrail bench`: starts `ordertrail serve` on a fresh SQLite file as a child process, drives order
-//! creation and status transitions through the HTTP API with keep-alive connections, and in the same run
-//! measures the bare SQLite transaction of the same writes (select the order, update its row, insert the
-//! event, insert an outbox row; same pragmas, same driver). The disk's speed here varies several-fold from
-//! minute to minute, so the ratio HTTP/bare taken within one run is the figure that means something.
+//! `ordertrail bench`: starts `ordertrail serve` as a child process, drives order creation and status
+//! transitions through the HTTP API with keep-alive connections at concurrency 1, 16 and 64, and in the same
+//! run measures the bare database transaction of the same writes.
+//!
+//! - SQLite (the default, or a `sqlite:` database URL): a fresh file in a temporary directory; the bare
+//!   transaction (select the order, update its row, insert the event, insert an outbox row; same pragmas, same
+//!   driver) runs before and after the c=16 run. The disk's speed here varies several-fold from minute to
+//!   minute, so the ratio HTTP/bare taken within one run is the figure that means something.
+//! - PostgreSQL (`--database-url postgres://USER:PASSWORD@HOST/DB`, a server the bench may create databases
+//!   on): a throwaway database `ordertrail_bench_<random>` for one server, then two servers on it splitting the
+//!   load; the bare comparison is pgbench running `bench/pg_bare.sql` (1 order update + 1 event insert + 1
+//!   outbox insert, tables and rows shaped like ours, see `bench/pg_bare_setup.sql`) in a second throwaway
+//!   database. Both databases are dropped at the end, also on error or Ctrl-C.
 
 use clap::Args;
 use ordertrail_domain::Role;
@@ -14,30 +22,78 @@ use ordertrail_server::state::AppState;
 use ordertrail_store::sqlite::{Durability, SqliteStore, connect_options};
 use ordertrail_store::{Store, format_time};
 use serde_json::{Value, json};
-use sqlx::Row;
 use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{AssertSqlSafe, Connection as _, Row};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// The bare comparison on PostgreSQL: the tables and rows, then one transition's writes as a pgbench script.
+const PG_BARE_SETUP: &str = include_str!("../../../bench/pg_bare_setup.sql");
+const PG_BARE: &str = include_str!("../../../bench/pg_bare.sql");
+
 #[derive(Args, Clone)]
+#[command(
+    after_help = "The database comes from the global --database-url (or ORDERTRAIL_DATABASE_URL): none or sqlite:... \
+benchmarks a fresh SQLite file in a temporary directory; postgres://USER:PASSWORD@HOST/DB names a PostgreSQL server on \
+which the bench creates (and drops) its own throwaway databases, and needs pgbench (on PATH or under \
+/usr/lib/postgresql/*/bin)."
+)]
 pub struct BenchArgs {
-    /// Orders to create over HTTP (each later takes 4 transitions).
-    #[arg(long, default_value_t = 6000)]
-    orders: usize,
-    /// Transitions to make at concurrency 1.
-    #[arg(long, default_value_t = 2000)]
-    transitions_c1: usize,
-    /// Transitions to make at concurrency 16.
-    #[arg(long, default_value_t = 16000)]
-    transitions_c16: usize,
+    /// Orders to create over HTTP before the transitions; raised to what the transitions need (each order takes
+    /// 4). [default: 6000 on SQLite, what the transitions need on PostgreSQL]
+    #[arg(long)]
+    orders: Option<usize>,
+    /// Transitions to make at concurrency 1 (per server count on PostgreSQL). [default: 2000 SQLite, 1000 PostgreSQL]
+    #[arg(long)]
+    transitions_c1: Option<usize>,
+    /// Transitions to make at concurrency 16. [default: 16000 SQLite, 8000 PostgreSQL]
+    #[arg(long)]
+    transitions_c16: Option<usize>,
+    /// Transitions to make at concurrency 64 (0 skips). [default: 16000 SQLite, 8000 PostgreSQL]
+    #[arg(long)]
+    transitions_c64: Option<usize>,
     /// Bare SQLite transactions per measurement.
     #[arg(long, default_value_t = 8000)]
     bare: usize,
     /// SQLite durability for both the server and the bare transaction: normal or full.
     #[arg(long, default_value = "normal")]
     durability: String,
+    /// PostgreSQL: seconds of each pgbench run (c=64 before and after the HTTP runs, c=16 after).
+    #[arg(long, default_value_t = 10)]
+    pgbench_seconds: u64,
+    /// PostgreSQL: the pgbench binary [default: pgbench on PATH, else the newest /usr/lib/postgresql/*/bin/pgbench]
+    #[arg(long)]
+    pgbench: Option<PathBuf>,
+    /// PostgreSQL: measure one server only (no second server on the same database).
+    #[arg(long)]
+    one_server: bool,
+}
+
+/// Transition counts per concurrency, with the engine's defaults.
+fn plan(args: &BenchArgs, postgres: bool) -> Vec<(usize, usize)> {
+    let (c1, c16, c64) = if postgres {
+        (1000, 8000, 8000)
+    } else {
+        (2000, 16000, 16000)
+    };
+    [
+        (1, args.transitions_c1.unwrap_or(c1)),
+        (16, args.transitions_c16.unwrap_or(c16)),
+        (64, args.transitions_c64.unwrap_or(c64)),
+    ]
+    .into_iter()
+    .filter(|&(concurrency, count)| count >= concurrency)
+    .collect()
+}
+
+/// Orders the transition runs use up: each worker walks whole orders of 4 transitions.
+fn orders_needed(plan: &[(usize, usize)]) -> usize {
+    plan.iter()
+        .map(|&(concurrency, count)| concurrency * (count / concurrency).div_ceil(4))
+        .sum()
 }
 
 struct Stats {
@@ -78,6 +134,39 @@ impl Stats {
     }
 }
 
+/// One transition run, for the summary table.
+struct Measured {
+    engine: &'static str,
+    servers: usize,
+    concurrency: usize,
+    stats: Stats,
+    failures: usize,
+}
+
+fn print_table(rows: &[Measured]) {
+    println!();
+    println!(
+        "{:<10} {:>7} {:>11} {:>14} {:>9} {:>9}",
+        "engine", "servers", "concurrency", "transitions/s", "p50 ms", "p99 ms"
+    );
+    for m in rows {
+        println!(
+            "{:<10} {:>7} {:>11} {:>14.0} {:>9.2} {:>9.2}{}",
+            m.engine,
+            m.servers,
+            m.concurrency,
+            m.stats.rate(),
+            m.stats.p50.as_secs_f64() * 1e3,
+            m.stats.p99.as_secs_f64() * 1e3,
+            if m.failures > 0 {
+                format!("   ({} failed)", m.failures)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -89,63 +178,113 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// The global `--database-url` / `ORDERTRAIL_DATABASE_URL` (parsed again here: `main` hands the bench only its
+/// own arguments).
+fn database_url() -> Option<String> {
+    use clap::Parser as _;
+    crate::Cli::try_parse().ok()?.database_url
+}
+
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     let durability = match args.durability.as_str() {
         "normal" => Durability::Normal,
         "full" => Durability::Full,
         other => return Err(format!("--durability must be normal or full, not '{other}'")),
     };
-    let dir = std::env::temp_dir().join(format!("ordertrail-bench-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let result = run_in(&args, durability, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    match database_url() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            run_postgres(&args, durability, &url).await
+        }
+        Some(url) if !url.starts_with("sqlite:") => Err(format!(
+            "unknown database URL '{url}': use postgres://USER:PASSWORD@HOST/DB (or nothing for SQLite)"
+        )),
+        _ => {
+            let dir = std::env::temp_dir().join(format!("ordertrail-bench-{}", Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let result = run_sqlite(&args, durability, &dir).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            result
+        }
+    }
 }
 
-async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path) -> Result<(), String> {
-    let url = format!("sqlite://{}", dir.join("bench.db").display());
-    let token = prepare(&url, durability).await?;
+/// A running `ordertrail serve` child (killed when dropped).
+struct Server {
+    child: tokio::process::Child,
+    pid: u32,
+    base: String,
+    startup: Duration,
+}
 
-    // Start the server and time its first healthy answer.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("ORDERTRAIL_DATABASE_URL", &url)
-        .env("ORDERTRAIL_DURABILITY", &args.durability)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
-    let pid = child.id().unwrap_or(0);
-    tracing::info!(pid, "server started");
-    let base = format!("http://127.0.0.1:{port}/api/v1");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
+impl Server {
+    /// Starts a server on `url` and waits for its first healthy answer.
+    async fn start(client: &reqwest::Client, url: &str, durability: &str) -> Result<Server, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let child = tokio::process::Command::new(exe)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("ORDERTRAIL_DATABASE_URL", url)
+            .env("ORDERTRAIL_DURABILITY", durability)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the server: {e}"))?;
+        let pid = child.id().unwrap_or(0);
+        tracing::info!(pid, "server started");
+        let base = format!("http://127.0.0.1:{port}/api/v1");
+        let startup = loop {
+            if let Ok(r) = client.get(format!("{base}/health")).send().await
+                && r.status().is_success()
+            {
+                break started.elapsed();
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("the server did not answer /api/v1/health within 20 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        Ok(Server {
+            child,
+            pid,
+            base,
+            startup,
+        })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
         .build()
-        .map_err(|e| e.to_string())?;
-    let startup = loop {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await
-            && r.status().is_success()
-        {
-            break started.elapsed();
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err("the server did not answer /api/v1/health within 20 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
+        .map_err(|e| e.to_string())
+}
 
-    let auth = format!("Bearer {token}");
+/// What the transition runs share: the client, the token, the orders and the next unused order.
+struct Load {
+    client: reqwest::Client,
+    auth: String,
+    orders: Arc<Vec<String>>,
+    next_order: Arc<AtomicUsize>,
+}
+
+/// Creates the bench's customer, then `count` orders over HTTP at concurrency 16.
+async fn create_orders(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    count: usize,
+) -> Result<(Load, Stats), String> {
     let customer: Value = client
         .post(format!("{base}/customers"))
-        .header("authorization", &auth)
+        .header("authorization", auth)
         .header("x-ordertrail-role", "account_manager")
         .json(&json!({"name": "Bench Customer", "contacts": [{"name": "Pat", "email": "pat@example.com"}]}))
         .send()
@@ -155,17 +294,15 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
         .await
         .map_err(|e| e.to_string())?;
     let customer_id = customer["id"].as_str().ok_or("customer creation failed")?.to_string();
-
-    // Order creation at concurrency 16.
     let order_body = json!({
         "workflow": "standard", "customer_id": customer_id, "title": "Bench order: 40 cartons", "order_type": "regular",
         "amount": {"currency": "USD", "amount": "1250.00"}, "promised_date": "2030-01-31",
         "line_items": [{"description": "Carton, printed", "quantity": 40}]
     });
-    let (created, creation) = drive(16, args.orders, |_| {
+    let (created, creation) = drive(16, count, |_| {
         let request = client
             .post(format!("{base}/orders"))
-            .header("authorization", &auth)
+            .header("authorization", auth)
             .header("x-ordertrail-role", "account_manager")
             .json(&order_body);
         async move {
@@ -193,13 +330,22 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
         }
     })
     .await;
-    let orders: Arc<Vec<String>> = Arc::new(created.into_iter().flatten().collect());
-    if orders.len() < args.orders {
-        return Err(format!("only {} of {} orders were created", orders.len(), args.orders));
+    let orders: Vec<String> = created.into_iter().flatten().collect();
+    if orders.len() < count {
+        return Err(format!("only {} of {count} orders were created", orders.len()));
     }
+    let load = Load {
+        client: client.clone(),
+        auth: auth.to_string(),
+        orders: Arc::new(orders),
+        next_order: Arc::new(AtomicUsize::new(0)),
+    };
+    Ok((load, creation))
+}
 
-    // Transitions: each order walks pending_confirmation -> in_production -> shipped -> delivered -> completed.
-    let steps = [
+/// Each order walks pending_confirmation -> in_production -> shipped -> delivered -> completed.
+fn steps() -> Arc<Vec<(&'static str, Value)>> {
+    Arc::new(vec![
         ("account_manager", json!({"to": "in_production"})),
         (
             "logistics",
@@ -210,68 +356,104 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
             "account_manager",
             json!({"to": "completed", "fields": {"receipt_confirmed_by": "Pat"}, "confirm": true}),
         ),
-    ];
-    let next_order = Arc::new(AtomicUsize::new(0));
-    let transitions = |concurrency: usize, count: usize| {
-        let (client, base, auth, orders, next_order, steps) =
-            (&client, &base, &auth, orders.clone(), next_order.clone(), &steps);
-        async move {
-            // Each worker walks whole orders so that every request is a valid next step.
-            let per_worker = count / concurrency;
-            let started = Instant::now();
-            let mut handles = Vec::new();
-            for _ in 0..concurrency {
-                let (client, base, auth, orders, next_order, steps) = (
-                    client.clone(),
-                    base.clone(),
-                    auth.clone(),
-                    orders.clone(),
-                    next_order.clone(),
-                    steps.clone(),
-                );
-                handles.push(tokio::spawn(async move {
-                    let mut latencies = Vec::with_capacity(per_worker);
-                    let mut failures = 0usize;
-                    while latencies.len() + failures < per_worker {
-                        let i = next_order.fetch_add(1, Ordering::Relaxed);
-                        let Some(id) = orders.get(i) else { break };
-                        for (role, body) in &steps {
-                            let t = Instant::now();
-                            let ok = client
-                                .post(format!("{base}/orders/{id}/transitions"))
-                                .header("authorization", &auth)
-                                .header("x-ordertrail-role", *role)
-                                .json(body)
-                                .send()
-                                .await
-                                .is_ok_and(|r| r.status().is_success());
-                            if ok { latencies.push(t.elapsed()) } else { failures += 1 }
+    ])
+}
+
+/// `count` transitions at `concurrency`, each worker walking whole orders so that every request is a valid next
+/// step; order i goes to server `i % bases.len()`, so several servers share the load evenly. Returns the stats
+/// of the successful transitions and the number of failed ones.
+async fn transitions(load: &Load, bases: &[String], concurrency: usize, count: usize) -> (Stats, usize) {
+    let per_worker = count / concurrency;
+    let steps = steps();
+    let bases = Arc::new(bases.to_vec());
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..concurrency {
+        let (client, auth, orders, next_order, steps, bases) = (
+            load.client.clone(),
+            load.auth.clone(),
+            load.orders.clone(),
+            load.next_order.clone(),
+            steps.clone(),
+            bases.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_worker + 4);
+            let mut failures = 0usize;
+            while latencies.len() + failures < per_worker {
+                let i = next_order.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = orders.get(i) else { break };
+                let base = &bases[i % bases.len()];
+                for (role, body) in steps.iter() {
+                    let t = Instant::now();
+                    let response = client
+                        .post(format!("{base}/orders/{id}/transitions"))
+                        .header("authorization", &auth)
+                        .header("x-ordertrail-role", *role)
+                        .json(body)
+                        .send()
+                        .await;
+                    // Read the body to its end: a response dropped unread closes its keep-alive connection.
+                    let ok = match response {
+                        Ok(r) => {
+                            let success = r.status().is_success();
+                            r.bytes().await.is_ok() && success
                         }
-                    }
-                    (latencies, failures)
-                }));
-            }
-            let mut all = Vec::new();
-            let mut failures = 0;
-            for h in handles {
-                if let Ok((l, f)) = h.await {
-                    all.extend(l);
-                    failures += f;
+                        Err(_) => false,
+                    };
+                    if ok { latencies.push(t.elapsed()) } else { failures += 1 }
                 }
             }
-            (Stats::new(all, started.elapsed()), failures)
+            (latencies, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for h in handles {
+        if let Ok((l, f)) = h.await {
+            all.extend(l);
+            failures += f;
         }
-    };
+    }
+    (Stats::new(all, started.elapsed()), failures)
+}
 
-    let solo = in_process_creation(&dir.join("solo.db"), durability, args.orders.min(4000)).await?;
-    let (c1, f1) = transitions(1, args.transitions_c1).await;
-    let bare_before = bare(&dir.join("bare.db"), durability, args.bare).await?;
-    let (c16, f16) = transitions(16, args.transitions_c16).await;
+async fn run_sqlite(args: &BenchArgs, durability: Durability, dir: &Path) -> Result<(), String> {
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let token = prepare(&url, durability).await?;
+    let client = http_client()?;
+    let server = Server::start(&client, &url, &args.durability).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_kib(server.pid, "VmRSS:").unwrap_or(0);
+
+    let plan = plan(args, false);
+    let orders = args.orders.unwrap_or(6000).max(orders_needed(&plan));
+    let (load, creation) = create_orders(&client, &server.base, &format!("Bearer {token}"), orders).await?;
+    let bases = [server.base.clone()];
+    let solo = in_process_creation(&dir.join("solo.db"), durability, orders.min(4000)).await?;
+    let mut measured = Vec::new();
+    let mut bare_before = None;
+    for &(concurrency, count) in &plan {
+        if concurrency > 1 && bare_before.is_none() {
+            bare_before = Some(bare(&dir.join("bare.db"), durability, args.bare).await?);
+        }
+        let (stats, failures) = transitions(&load, &bases, concurrency, count).await;
+        measured.push(Measured {
+            engine: "sqlite",
+            servers: 1,
+            concurrency,
+            stats,
+            failures,
+        });
+    }
     let bare_after = bare(&dir.join("bare2.db"), durability, args.bare).await?;
-    let peak_rss = rss_kib(pid, "VmHWM:").unwrap_or(0);
-    let _ = child.kill().await;
+    let peak_rss = rss_kib(server.pid, "VmHWM:").unwrap_or(0);
+    let startup = server.startup;
+    server.stop().await;
 
-    let bare_rate = (bare_before.rate() + bare_after.rate()) / 2.0;
+    let bare_rate = bare_before
+        .as_ref()
+        .map_or(bare_after.rate(), |b| (b.rate() + bare_after.rate()) / 2.0);
     println!(
         "ordertrail bench: SQLite WAL, synchronous={}, {} cores",
         args.durability.to_uppercase(),
@@ -291,20 +473,326 @@ async fn run_in(args: &BenchArgs, durability: Durability, dir: &std::path::Path)
     );
     println!("{}", creation.line("order create, HTTP, c=16"));
     println!("{}", solo.line("order create, in-process, c=16"));
-    println!("{}", c1.line("transition, HTTP, c=1"));
-    println!("{}", c16.line("transition, HTTP, c=16"));
-    println!("{}", bare_before.line("bare SQLite txn (before c=16)"));
-    println!("{}", bare_after.line("bare SQLite txn (after c=16)"));
+    for m in &measured {
+        println!("{}", m.stats.line(&format!("transition, HTTP, c={}", m.concurrency)));
+    }
+    if let Some(b) = &bare_before {
+        println!("{}", b.line("bare SQLite txn (before c=16)"));
+    }
+    println!("{}", bare_after.line("bare SQLite txn (after the runs)"));
+    for m in measured.iter().rev() {
+        println!(
+            "{:<36}{:>8.1} %",
+            format!("ratio HTTP c={} / bare", m.concurrency),
+            100.0 * m.stats.rate() / bare_rate
+        );
+    }
+    print_table(&measured);
     println!(
-        "ratio HTTP c=16 / bare              {:>8.1} %",
-        100.0 * c16.rate() / bare_rate
+        "{:<10} {:>7} {:>11} {:>14.0}   (bare SQLite transaction, one at a time)",
+        "bare", "-", 1, bare_rate
+    );
+    Ok(())
+}
+
+/// The URL of database `name` on the server of `url` (its user, password, host, port and parameters).
+fn with_database(url: &str, name: &str) -> Result<String, String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority = base.find("://").ok_or_else(|| format!("not a URL: {url}"))? + 3;
+    let path = base[authority..].find('/').map_or(base.len(), |i| authority + i);
+    let mut out = format!("{}/{name}", &base[..path]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    Ok(out)
+}
+
+/// Runs `sql` on the server of `url` (outside any transaction), in a connection of its own.
+async fn on_server(url: &str, sql: String) -> Result<(), String> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    let result = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await;
+    let _ = conn.close().await;
+    result.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn run_postgres(args: &BenchArgs, durability: Durability, server_url: &str) -> Result<(), String> {
+    let pgbench = match &args.pgbench {
+        Some(path) => path.clone(),
+        None => find_pgbench().ok_or("pgbench not found on PATH or under /usr/lib/postgresql/*/bin: use --pgbench")?,
+    };
+    let tag = Uuid::new_v4().simple().to_string()[..12].to_string();
+    let app_db = format!("ordertrail_bench_{tag}");
+    let bare_db = format!("ordertrail_bare_{tag}");
+    let script = std::env::temp_dir().join(format!("ordertrail-pg-bare-{tag}.sql"));
+    std::fs::write(&script, PG_BARE).map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    let mut created = Vec::new();
+    let mut result = Ok(());
+    for db in [&app_db, &bare_db] {
+        result = on_server(server_url, format!("CREATE DATABASE {db}")).await;
+        if result.is_err() {
+            break;
+        }
+        created.push(db);
+    }
+    if result.is_ok() {
+        result = tokio::select! {
+            r = run_postgres_in(args, durability, server_url, &app_db, &bare_db, &pgbench, &script) => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        };
+    }
+    // The servers and pgbench are gone by now (killed when dropped); FORCE ends any connection left.
+    for db in created {
+        if let Err(e) = on_server(server_url, format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await {
+            eprintln!("warning: could not drop the bench's database {db}: {e}");
+        }
+    }
+    let _ = std::fs::remove_file(&script);
+    result
+}
+
+/// pgbench on PATH, else the newest /usr/lib/postgresql/VERSION/bin/pgbench.
+fn find_pgbench() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("pgbench"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.split('.').next()?.parse().ok()?;
+                let path = entry.path().join("bin/pgbench");
+                path.is_file().then_some((version, path))
+            })
+            .collect();
+        found.sort();
+        found.pop().map(|(_, path)| path)
+    })
+}
+
+/// A pgbench run's figures.
+struct Pgbench {
+    clients: usize,
+    tps: f64,
+    latency_ms: f64,
+    transactions: u64,
+}
+
+async fn run_pgbench(
+    pgbench: &Path,
+    script: &Path,
+    url: &str,
+    clients: usize,
+    seconds: u64,
+) -> Result<Pgbench, String> {
+    let threads = clients.min(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let output = tokio::process::Command::new(pgbench)
+        .arg("-n")
+        .args(["-M", "prepared"])
+        .arg("-f")
+        .arg(script)
+        .args(["-c", &clients.to_string(), "-j", &threads.to_string()])
+        .args(["-T", &seconds.to_string()])
+        .arg(url)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", pgbench.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let value = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    match (output.status.success(), value("tps = ")) {
+        (true, Some(tps)) => Ok(Pgbench {
+            clients,
+            tps,
+            latency_ms: value("latency average = ").unwrap_or(0.0),
+            transactions: value("number of transactions actually processed: ").unwrap_or(0.0) as u64,
+        }),
+        _ => Err(format!(
+            "pgbench -c {clients} failed: {}",
+            stderr
+                .lines()
+                .chain(stdout.lines())
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )),
+    }
+}
+
+impl Pgbench {
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what:<34} {:>7} txn in {:>6.2}s  {:>8.0}/s  mean latency {:.2} ms",
+            self.transactions,
+            self.transactions as f64 / self.tps.max(1e-9),
+            self.tps,
+            self.latency_ms
+        )
+    }
+}
+
+async fn run_postgres_in(
+    args: &BenchArgs,
+    durability: Durability,
+    server_url: &str,
+    app_db: &str,
+    bare_db: &str,
+    pgbench: &Path,
+    script: &Path,
+) -> Result<(), String> {
+    let app_url = with_database(server_url, app_db)?;
+    let bare_url = with_database(server_url, bare_db)?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+
+    // The bare comparison's tables and rows, before anything is measured.
+    let version = {
+        let mut conn = sqlx::PgConnection::connect(&bare_url)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", redact(&bare_url)))?;
+        sqlx::raw_sql(PG_BARE_SETUP)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("bench/pg_bare_setup.sql: {e}"))?;
+        for table in ["bare_orders", "bare_events", "bare_outbox"] {
+            sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = conn.close().await;
+        version
+    };
+
+    let token = prepare(&app_url, durability).await?;
+    let auth = format!("Bearer {token}");
+    let client = http_client()?;
+    let first = Server::start(&client, &app_url, &args.durability).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_kib(first.pid, "VmRSS:").unwrap_or(0);
+
+    let plan = plan(args, true);
+    let server_counts: &[usize] = if args.one_server { &[1] } else { &[1, 2] };
+    let orders = args.orders.unwrap_or(0).max(orders_needed(&plan) * server_counts.len());
+    let (load, creation) = create_orders(&client, &first.base, &auth, orders).await?;
+
+    let bare_before = run_pgbench(pgbench, script, &bare_url, 64, args.pgbench_seconds).await?;
+    let mut measured = Vec::new();
+    let mut servers = vec![first];
+    for &count in server_counts {
+        while servers.len() < count {
+            servers.push(Server::start(&client, &app_url, &args.durability).await?);
+        }
+        let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+        for &(concurrency, transitions_count) in &plan {
+            let (stats, failures) = transitions(&load, &bases, concurrency, transitions_count).await;
+            measured.push(Measured {
+                engine: "postgres",
+                servers: count,
+                concurrency,
+                stats,
+                failures,
+            });
+        }
+    }
+    let peak_rss: Vec<u64> = servers.iter().map(|s| rss_kib(s.pid, "VmHWM:").unwrap_or(0)).collect();
+    let startups: Vec<Duration> = servers.iter().map(|s| s.startup).collect();
+    for server in servers {
+        server.stop().await;
+    }
+    let bare_16 = run_pgbench(pgbench, script, &bare_url, 16, args.pgbench_seconds).await?;
+    let bare_after = run_pgbench(pgbench, script, &bare_url, 64, args.pgbench_seconds).await?;
+
+    println!(
+        "ordertrail bench: PostgreSQL {version}, database {app_db}, {} connections per server, {cores} cores",
+        ordertrail_store::postgres::POOL_SIZE
     );
     println!(
-        "ratio HTTP c=1 / bare               {:>8.1} %",
-        100.0 * c1.rate() / bare_rate
+        "server start to first 200 /health   {}",
+        startups
+            .iter()
+            .map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    if f1 + f16 > 0 {
-        println!("failed transitions: {} (c=1), {} (c=16)", f1, f16);
+    println!(
+        "server idle RSS                     {:>8.1} MB",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "server peak RSS                     {}",
+        peak_rss
+            .iter()
+            .map(|k| format!("{:.1} MB", *k as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("{}", creation.line("order create, HTTP, c=16"));
+    for m in &measured {
+        let servers = if m.servers == 1 { "1 server" } else { "2 servers" };
+        println!(
+            "{}",
+            m.stats
+                .line(&format!("transition, HTTP, {servers}, c={}", m.concurrency))
+        );
+    }
+    for (b, when) in [(&bare_before, "before"), (&bare_16, "after"), (&bare_after, "after")] {
+        println!("{}", b.line(&format!("bare pgbench txn, c={} ({when})", b.clients)));
+    }
+    print_table(&measured);
+    let bare_64 = (bare_before.tps + bare_after.tps) / 2.0;
+    println!(
+        "{:<10} {:>7} {:>11} {:>14.0}   (pgbench, bench/pg_bare.sql)",
+        "bare", "-", 16, bare_16.tps
+    );
+    println!(
+        "{:<10} {:>7} {:>11} {:>14.0}   (pgbench, mean of {:.0} before and {:.0} after)",
+        "bare", "-", 64, bare_64, bare_before.tps, bare_after.tps
+    );
+    println!();
+    for m in measured.iter().filter(|m| m.concurrency == 64) {
+        println!(
+            "ratio HTTP c=64, {} server(s) / pgbench c=64: {:.1} % (target >= 70 %)",
+            m.servers,
+            100.0 * m.stats.rate() / bare_64
+        );
+    }
+    for m in measured.iter().filter(|m| m.concurrency == 16) {
+        println!(
+            "ratio HTTP c=16, {} server(s) / pgbench c=16: {:.1} %",
+            m.servers,
+            100.0 * m.stats.rate() / bare_16.tps
+        );
     }
     Ok(())
 }
@@ -334,14 +822,14 @@ where
     (results, Stats::new(latencies, started.elapsed()))
 }
 
-/// Creates the bench's user and token directly in the database (before the server starts).
+/// Creates the bench's user and token directly in the database (before the server starts), on either engine.
 async fn prepare(url: &str, durability: Durability) -> Result<String, String> {
     let org = Config::default().organisation().map_err(|e| e.to_string())?;
-    let store = SqliteStore::open(url, durability, Arc::new(org.workflows.clone()))
+    let store = ordertrail_store::open(url, durability, Arc::new(org.workflows.clone()))
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
-    let state = AppState::new(Arc::new(store) as Arc<dyn Store>, org, Clock::System);
+    let state = AppState::new(store, org, Clock::System);
     app::add_user(
         &state,
         "bench@example.com",
@@ -358,7 +846,7 @@ async fn prepare(url: &str, durability: Durability) -> Result<String, String> {
 }
 
 /// Order creation through the use case, in this process, without HTTP: what the store and domain cost alone.
-async fn in_process_creation(path: &std::path::Path, durability: Durability, count: usize) -> Result<Stats, String> {
+async fn in_process_creation(path: &Path, durability: Durability, count: usize) -> Result<Stats, String> {
     let url = format!("sqlite://{}", path.display());
     let org = Config::default().organisation().map_err(|e| e.to_string())?;
     let store = SqliteStore::open(&url, durability, Arc::new(org.workflows.clone()))
@@ -397,7 +885,7 @@ async fn in_process_creation(path: &std::path::Path, durability: Durability, cou
 }
 
 /// The bare transaction of one transition's writes, on the product's schema, pragmas and driver.
-async fn bare(path: &std::path::Path, durability: Durability, count: usize) -> Result<Stats, String> {
+async fn bare(path: &Path, durability: Durability, count: usize) -> Result<Stats, String> {
     let url = format!("sqlite://{}", path.display());
     let _ = std::fs::remove_file(path);
     {

@@ -142,14 +142,14 @@ async fn verify_reports_the_order_and_the_first_broken_seq_after_a_row_is_edited
 
     // Someone rewrites the contract date of the status change (seq 2) directly in the database.
     assert_eq!(events[1]["kind"], "status_changed");
-    let done = sqlx::query(
-        "UPDATE events SET payload = replace(payload, '2026-03-01', '2026-01-01') WHERE stream_id = $1 AND seq = 2",
-    )
-    .bind(&id)
-    .execute(w.app.sqlite.writer_pool())
-    .await
-    .unwrap();
-    assert_eq!(done.rows_affected(), 1);
+    let done = w
+        .app
+        .tamper(
+            "UPDATE events SET payload = replace(payload, '2026-03-01', '2026-01-01') WHERE CAST(stream_id AS TEXT) = $1 AND seq = 2",
+            &[Raw::Text(&id)],
+        )
+        .await;
+    assert_eq!(done, 1);
 
     let report = w.app.state.store.verify().await.unwrap();
     assert_eq!(report.broken.len(), 1, "{:?}", report.broken);
@@ -170,17 +170,22 @@ async fn verify_notices_a_deleted_last_event_and_a_changed_acting_role() {
     w.advance(&id_of(&b), "in_production").await;
     let last = w.events(&id_of(&a)).await.len() as i64;
 
-    sqlx::query("DELETE FROM events WHERE stream_id = $1 AND seq = $2")
-        .bind(id_of(&a))
-        .bind(last)
-        .execute(w.app.sqlite.writer_pool())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE events SET acting_role = 'admin' WHERE stream_id = $1 AND seq = 1")
-        .bind(id_of(&b))
-        .execute(w.app.sqlite.writer_pool())
-        .await
-        .unwrap();
+    let (a_id, b_id) = (id_of(&a), id_of(&b));
+    let deleted = w
+        .app
+        .tamper(
+            "DELETE FROM events WHERE CAST(stream_id AS TEXT) = $1 AND seq = $2",
+            &[Raw::Text(&a_id), Raw::Int(last)],
+        )
+        .await;
+    let changed = w
+        .app
+        .tamper(
+            "UPDATE events SET acting_role = 'admin' WHERE CAST(stream_id AS TEXT) = $1 AND seq = 1",
+            &[Raw::Text(&b_id)],
+        )
+        .await;
+    assert_eq!((deleted, changed), (1, 1));
 
     let report = w.app.state.store.verify().await.unwrap();
     let mut found: Vec<(String, i64)> = report

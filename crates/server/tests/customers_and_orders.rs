@@ -523,10 +523,12 @@ async fn a_customer_user_of_another_customer_cannot_be_named_as_the_customer_of_
 async fn the_daily_sequence_widens_past_999() {
     let w = World::new().await;
     // 998 orders were numbered on 27 February already.
-    sqlx::query("INSERT INTO order_number_counters (scope, last) VALUES ('ORD20260227#', 998)")
-        .execute(w.app.sqlite.writer_pool())
-        .await
-        .unwrap();
+    w.app
+        .tamper(
+            "INSERT INTO order_number_counters (scope, last) VALUES ('ORD20260227#', 998)",
+            &[],
+        )
+        .await;
     let mut body = w.order_body("standard");
     body["order_date"] = json!("2026-02-27");
     assert_eq!(w.create_order(body.clone()).await["number"], "ORD20260227999");

@@ -20,6 +20,7 @@ mod projection;
 mod reads;
 mod rows;
 pub mod sqlite;
+pub mod testing;
 mod time;
 mod verify;
 

@@ -1,4 +1,5 @@
-//! The shared harness of the HTTP-level tests: a real router over a real SQLite file in a temp folder, a
+//! The shared harness of the HTTP-level tests: a real router over a real database (a SQLite file in a temp
+//! folder; a throwaway PostgreSQL database when `ORDERTRAIL_TEST_ENGINE=postgres`, as CI runs them too), a
 //! manual clock, users in every role with their tokens, two customers, and helpers that send requests through
 //! the router exactly as a client would (`tower::ServiceExt::oneshot`).
 //!
@@ -18,12 +19,11 @@ use ordertrail_server::app;
 use ordertrail_server::clock::Clock;
 use ordertrail_server::config::Config;
 use ordertrail_server::state::AppState;
-use ordertrail_store::Store;
-use ordertrail_store::sqlite::{Durability, SqliteStore};
+use ordertrail_store::sqlite::Durability;
+use ordertrail_store::testing::TestDatabase;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use tempfile::TempDir;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -40,13 +40,17 @@ pub fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// A running application on its own database file. The temp folder lives as long as this value.
+/// A running application on its own database, which lives as long as this value.
 pub struct TestApp {
-    pub dir: TempDir,
+    pub db: TestDatabase,
     pub state: AppState,
-    /// The same store as `state.store`, typed, to reach behind the product (tampering tests).
-    pub sqlite: Arc<SqliteStore>,
     pub router: Router,
+}
+
+/// A value for [`TestApp::tamper`].
+pub enum Raw<'a> {
+    Text(&'a str),
+    Int(i64),
 }
 
 impl TestApp {
@@ -60,21 +64,42 @@ impl TestApp {
         config.organisation.time_zone = "Europe/London".into();
         change(&mut config);
         let org = config.organisation().expect("the default organisation loads");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let sqlite = SqliteStore::open(&url, Durability::Normal, Arc::new(org.workflows.clone()))
+        let db = TestDatabase::for_engine_under_test("an HTTP test").await;
+        let store = ordertrail_store::open(&db.url, Durability::Normal, Arc::new(org.workflows.clone()))
             .await
-            .expect("open SQLite");
-        sqlite.migrate().await.expect("migrate");
-        let sqlite = Arc::new(sqlite);
-        let store: Arc<dyn Store> = sqlite.clone();
+            .expect("open the store");
+        store.migrate().await.expect("migrate");
         let state = AppState::new(store, org, Clock::manual(at(T0)));
         let router = ordertrail_server::router(state.clone());
-        TestApp {
-            dir,
-            state,
-            sqlite,
-            router,
+        TestApp { db, state, router }
+    }
+
+    /// Changes the database behind the product's back (tampering tests), on either engine; `$1, $2, ...`
+    /// are bound from `values`. Returns the rows changed. Compare ids as text: `CAST(stream_id AS TEXT) = $1`.
+    pub async fn tamper(&self, sql: &str, values: &[Raw<'_>]) -> u64 {
+        use sqlx::Connection;
+        macro_rules! run {
+            ($conn:expr) => {{
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+                for value in values {
+                    query = match value {
+                        Raw::Text(t) => query.bind(t.to_string()),
+                        Raw::Int(i) => query.bind(*i),
+                    };
+                }
+                query
+                    .execute(&mut $conn)
+                    .await
+                    .expect("the tampering statement runs")
+                    .rows_affected()
+            }};
+        }
+        if self.db.is_postgres() {
+            let mut conn = sqlx::PgConnection::connect(&self.db.url).await.expect("connect");
+            run!(conn)
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.db.url).await.expect("connect");
+            run!(conn)
         }
     }
 
