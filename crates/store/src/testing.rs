@@ -39,7 +39,15 @@ impl TestDatabase {
     /// Panics when one is configured but cannot be reached: a configured run must not silently skip.
     pub async fn postgres(test: &str) -> Option<TestDatabase> {
         let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
-            eprintln!("SKIPPED {test} on PostgreSQL: {POSTGRES_URL_VAR} is not set (CI sets it; see README)");
+            // Straight to stderr, past the test harness's capture, once per test binary.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: the PostgreSQL runs of these tests (e.g. {test}): {POSTGRES_URL_VAR} is not set; CI sets it (see README)"
+                );
+            });
             return None;
         };
         let name = format!("ordertrail_test_{}", uuid::Uuid::now_v7().simple());
