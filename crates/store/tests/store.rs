@@ -63,6 +63,7 @@ on_both_engines!(
     two_claimers_never_get_the_same_outbox_message,
     a_claim_that_runs_out_is_taken_again_and_the_late_worker_cannot_finish_it,
     a_list_by_status_uses_its_index,
+    a_schema_newer_than_the_program_is_refused,
 );
 
 async fn open(url: &str, workflows: &Workflows) -> Arc<dyn Store> {
@@ -786,4 +787,23 @@ async fn fixture_on(store: &Arc<dyn Store>, f: &Fixture) -> Order {
         at(2026, 1, 30).date_naive(),
     )
     .await
+}
+
+async fn a_schema_newer_than_the_program_is_refused(f: Fixture) {
+    let (known, applied) = f.store.schema_versions().await.expect("versions");
+    assert_eq!(applied, Some(known));
+    let bytes = if f.db.is_postgres() { "BYTEA" } else { "BLOB" };
+    let future = format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ({}, 'from the future', TRUE, CAST('' AS {bytes}), 0) RETURNING description",
+        known + 1
+    );
+    behind_the_back(&f, &future, None).await;
+    let refused = open(&f.db.url, &f.workflows).await.migrate().await;
+    let message = refused.expect_err("refused").to_string();
+    assert!(
+        message.contains(&format!("schema is at version {}", known + 1)),
+        "{message}"
+    );
+    assert!(message.contains("upgrade ordertrail"), "{message}");
 }
