@@ -23,8 +23,9 @@ use ordertrail_store::sqlite::{Durability, SqliteStore, connect_options};
 use ordertrail_store::{Store, format_time};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::{AssertSqlSafe, Connection as _, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Row};
 use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -673,7 +674,11 @@ async fn run_postgres_in(
 
     // The bare comparison's tables and rows, before anything is measured.
     let version = {
-        let mut conn = sqlx::PgConnection::connect(&bare_url)
+        // Not logged: the setup is one long statement, slow by design.
+        let options = sqlx::postgres::PgConnectOptions::from_str(&bare_url)
+            .map_err(|e| format!("bad PostgreSQL URL {}: {e}", redact(&bare_url)))?
+            .disable_statement_logging();
+        let mut conn = sqlx::PgConnection::connect_with(&options)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", redact(&bare_url)))?;
         sqlx::raw_sql(PG_BARE_SETUP)
