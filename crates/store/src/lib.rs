@@ -14,6 +14,7 @@
 
 pub mod copy;
 mod engine;
+mod idempotency;
 mod outbox;
 pub mod postgres;
 mod projection;

@@ -13,7 +13,7 @@ use crate::projection::{self, change_order, create_order};
 use crate::rows::{Kind, Statement, Writes, cells};
 use crate::{
     Decide, IdempotencyClaim, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError, StoredEvent,
-    VerifyReport, WriteError, outbox, reads, verify,
+    VerifyReport, WriteError, idempotency, outbox, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -276,13 +276,13 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<IdempotencyClaim, StoreError> {
         let mut tx = self.begin().await?;
-        let claim = reads::claim_idempotency_key(&mut *tx, user, key, fingerprint, now).await?;
+        let claim = idempotency::claim(&mut *tx, user, key, fingerprint, now).await?;
         commit(tx).await?;
         Ok(claim)
     }
 
     async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        reads::finish_idempotency_key(
+        idempotency::finish(
             &mut *self.pool.acquire().await.map_err(unavailable)?,
             user,
             key,
@@ -293,7 +293,7 @@ impl Store for PostgresStore {
     }
 
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError> {
-        reads::release_idempotency_key(&mut *self.pool.acquire().await.map_err(unavailable)?, user, key).await
+        idempotency::release(&mut *self.pool.acquire().await.map_err(unavailable)?, user, key).await
     }
 
     async fn claim_outbox(

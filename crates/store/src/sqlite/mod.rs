@@ -11,7 +11,7 @@ use crate::projection;
 use crate::rows::Writes;
 use crate::{
     Decide, IdempotencyClaim, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError, StoredEvent,
-    VerifyReport, WriteError, outbox, reads, verify,
+    VerifyReport, WriteError, idempotency, outbox, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -298,17 +298,17 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<IdempotencyClaim, StoreError> {
         let mut tx = self.begin().await?;
-        let claim = reads::claim_idempotency_key(&mut *tx, user, key, fingerprint, now).await?;
+        let claim = idempotency::claim(&mut *tx, user, key, fingerprint, now).await?;
         tx.commit().await?;
         Ok(claim)
     }
 
     async fn finish_idempotency_key(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        reads::finish_idempotency_key(&mut *self.writer.acquire().await?, user, key, status, body).await
+        idempotency::finish(&mut *self.writer.acquire().await?, user, key, status, body).await
     }
 
     async fn release_idempotency_key(&self, user: UserId, key: &str) -> Result<(), StoreError> {
-        reads::release_idempotency_key(&mut *self.writer.acquire().await?, user, key).await
+        idempotency::release(&mut *self.writer.acquire().await?, user, key).await
     }
 
     async fn claim_outbox(
