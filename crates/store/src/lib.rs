@@ -48,13 +48,29 @@ pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("{0}")]
     Conflict(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A database that cannot be reached (connection refused or lost, pool exhausted) is `Unavailable`, which
+    /// the API answers with 503; anything the database itself refused stays a `Database` error.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            other => StoreError::Database(other),
+        }
+    }
 }
 
 /// A write that the domain refused or the database failed.

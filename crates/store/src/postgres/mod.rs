@@ -84,7 +84,7 @@ impl PostgresStore {
     }
 }
 
-/// A failure to reach the database (rather than a refused statement).
+/// A failure to get a connection: the database is not there (whatever sqlx calls it).
 fn unavailable(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(_) => StoreError::Database(e),
