@@ -594,6 +594,7 @@ fn find_pgbench() -> Option<PathBuf> {
 /// A pgbench run's figures.
 struct Pgbench {
     clients: usize,
+    seconds: u64,
     tps: f64,
     latency_ms: f64,
     transactions: u64,
@@ -631,6 +632,7 @@ async fn run_pgbench(
     match (output.status.success(), value("tps = ")) {
         (true, Some(tps)) => Ok(Pgbench {
             clients,
+            seconds,
             tps,
             latency_ms: value("latency average = ").unwrap_or(0.0),
             transactions: value("number of transactions actually processed: ").unwrap_or(0.0) as u64,
@@ -650,11 +652,8 @@ async fn run_pgbench(
 impl Pgbench {
     fn line(&self, what: &str) -> String {
         format!(
-            "{what:<34} {:>7} txn in {:>6.2}s  {:>8.0}/s  mean latency {:.2} ms",
-            self.transactions,
-            self.transactions as f64 / self.tps.max(1e-9),
-            self.tps,
-            self.latency_ms
+            "{what:<34} {:>7} txn in {:>4}s     {:>8.0}/s  mean latency {:.2} ms",
+            self.transactions, self.seconds, self.tps, self.latency_ms
         )
     }
 }
