@@ -179,20 +179,14 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// The global `--database-url` / `ORDERTRAIL_DATABASE_URL` (parsed again here: `main` hands the bench only its
-/// own arguments).
-fn database_url() -> Option<String> {
-    use clap::Parser as _;
-    crate::Cli::try_parse().ok()?.database_url
-}
-
-pub async fn run(args: BenchArgs) -> Result<(), String> {
+/// Runs the bench; `database_url` is the global `--database-url` / `ORDERTRAIL_DATABASE_URL`, if given.
+pub async fn run(args: BenchArgs, database_url: Option<String>) -> Result<(), String> {
     let durability = match args.durability.as_str() {
         "normal" => Durability::Normal,
         "full" => Durability::Full,
         other => return Err(format!("--durability must be normal or full, not '{other}'")),
     };
-    match database_url() {
+    match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             run_postgres(&args, durability, &url).await
         }

@@ -277,7 +277,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
         Command::Copy { from, to, replace } => copy(&cli, from, to, *replace).await,
-        Command::Bench(args) => bench::run(args.clone()).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args.clone(), cli.database_url.clone()).await.map(|()| ExitCode::SUCCESS),
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&ordertrail_server::openapi()).map_err(|e| e.to_string())?;
             println!("{doc}");

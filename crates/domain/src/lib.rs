@@ -8,17 +8,22 @@
 //! - [`event`]: the events and the hash chain of the audit log.
 //! - [`progress`]: derived fields (phase, % complete, next milestone, health, blockers).
 //! - [`access`]: who may see which order and which of its fields.
+//! - [`issue`], [`change_order`], [`payment`]: exceptions and their escalation, change orders, the payment
+//!   schedule and dunning (issue 4; being written).
 
 pub mod access;
+pub mod change_order;
 pub mod customer;
 pub mod decide;
 pub mod error;
 pub mod event;
 pub mod follow_up;
 pub mod ids;
+pub mod issue;
 pub mod money;
 pub mod number;
 pub mod order;
+pub mod payment;
 pub mod progress;
 pub mod role;
 pub mod tracking;

@@ -3,10 +3,13 @@
 //! module per concern, sharing the small world of `support`.
 
 mod access;
+mod change_orders;
 mod follow_ups;
 mod guards;
+mod issues;
 mod milestones;
 mod new_orders;
+mod payments;
 mod progress;
 mod role_matrix;
 mod support;
