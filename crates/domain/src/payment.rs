@@ -487,16 +487,25 @@ impl Default for ExtraDepositPolicy {
 }
 
 impl ExtraDepositPolicy {
+    /// The deposit is at most the whole change.
+    pub fn check(&self) -> Result<(), DomainError> {
+        if self.deposit > Share::WHOLE {
+            return Err(DomainError::invalid("deposit", "must be at most 100%"));
+        }
+        Ok(())
+    }
+
     /// The extra deposit (minor units) for a change from `amount_before` to `amount_after` on an order whose
     /// original amount was `original`; `None` when the change lowers the amount or the cumulative increase
-    /// (`amount_after - original`, net of earlier decreases) does not exceed the threshold.
+    /// (`amount_after - original`, net of earlier decreases) does not exceed the threshold. Rounded half up.
     pub fn deposit_for(&self, original: i64, amount_before: i64, amount_after: i64) -> Option<i64> {
         let increase = i128::from(amount_after) - i128::from(amount_before);
         let cumulative = i128::from(amount_after) - i128::from(original);
         if increase <= 0 || cumulative * 10_000 <= i128::from(self.threshold.0) * i128::from(original) {
             return None;
         }
-        let deposit = increase * i128::from(self.deposit.0) / 10_000;
+        // Rounded half up to the minor unit, as the change order's own computation does.
+        let deposit = (increase * i128::from(self.deposit.0) + 5_000).div_euclid(10_000);
         i64::try_from(deposit).ok().filter(|d| *d > 0)
     }
 }
@@ -923,6 +932,21 @@ impl PaymentSchedule {
         change: &ApprovedChange,
         policy: &ExtraDepositPolicy,
     ) -> Result<Option<u32>, DomainError> {
+        let deposit = (change.new_amount.currency == self.amount.currency)
+            .then(|| policy.deposit_for(self.original_amount.minor, self.amount.minor, change.new_amount.minor))
+            .flatten()
+            .map(|minor| self.money(minor));
+        self.apply_change_order_with_deposit(change, deposit)
+    }
+
+    /// As [`PaymentSchedule::apply_change_order`], with the extra deposit already decided elsewhere (the change
+    /// order's approval effects, `change_order::ApprovalEffects::extra_deposit`), so that one module owns the
+    /// threshold. The deposit must be in the order's currency, more than zero and at most the change's increase.
+    pub fn apply_change_order_with_deposit(
+        &mut self,
+        change: &ApprovedChange,
+        extra_deposit: Option<Money>,
+    ) -> Result<Option<u32>, DomainError> {
         self.refuse_if_cancelled("a change order")?;
         let mut problems = Problems::new();
         problems.text("change_order", &change.change_order, MAX_NAME);
@@ -937,13 +961,27 @@ impl PaymentSchedule {
                 applied.change_order, applied.approved_on
             )));
         }
+        if let Some(deposit) = &extra_deposit {
+            let increase = i128::from(change.new_amount.minor) - i128::from(self.amount.minor);
+            if deposit.currency != self.amount.currency {
+                return Err(DomainError::invalid(
+                    "extra_deposit.currency",
+                    format!(
+                        "must be {}, the order's currency (got {})",
+                        self.amount.currency, deposit.currency
+                    ),
+                ));
+            }
+            if deposit.minor <= 0 || i128::from(deposit.minor) > increase {
+                return Err(DomainError::invalid(
+                    "extra_deposit",
+                    "must be more than zero and at most the change's increase of the order amount",
+                ));
+            }
+        }
         let mut next = self.clone();
-        let deposit = if change.new_amount.currency == self.amount.currency {
-            policy.deposit_for(self.original_amount.minor, self.amount.minor, change.new_amount.minor)
-        } else {
-            None
-        };
-        let deposit_installment = deposit.map(|minor| {
+        let deposit_installment = extra_deposit.map(|deposit| {
+            let minor = deposit.minor;
             let number = next.next_number();
             let due = change.work_starts_on.unwrap_or(change.approved_on);
             let amount = next.money(minor);

@@ -302,8 +302,27 @@ fn a_change_order_adds_a_deposit_only_past_the_cumulative_threshold() {
     assert_eq!(second, Ok(Some(4)));
     assert_eq!(schedule.installment(4).map(|i| i.amount.clone()), Some(usd("500.00")));
     assert_eq!(schedule.installments_total(), usd("12500.00"));
-    assert_eq!(policy.deposit_for(10_000, 10_000, 12_501), Some(1250));
+    // Rounded half up, as the change order computes it.
+    assert_eq!(policy.deposit_for(10_000, 10_000, 12_501), Some(1251));
     assert_eq!(policy.deposit_for(10_000, 13_000, 12_000), None);
+}
+
+#[test]
+fn a_deposit_decided_by_the_change_order_is_taken_as_it_is() {
+    let mut schedule = studio_order();
+    let before = schedule.clone();
+    let approval = change("CO-3", usd("13000.00"), date(2026, 3, 20));
+    let too_much = schedule.apply_change_order_with_deposit(&approval, Some(usd("3000.01")));
+    assert_eq!(invalid_fields(too_much), ["extra_deposit"]);
+    let euros = schedule.apply_change_order_with_deposit(&approval, Some(Money::parse("EUR", "10").expect("euros")));
+    assert_eq!(invalid_fields(euros), ["extra_deposit.currency"]);
+    assert_eq!(schedule, before);
+    let number = schedule
+        .apply_change_order_with_deposit(&approval, Some(usd("1500.00")))
+        .expect("applied");
+    assert_eq!(number, Some(4));
+    assert_eq!(amounts(&schedule), ["5000.00", "3250.00", "3250.00", "1500.00"]);
+    assert_eq!(schedule.change_orders[0].deposit_installment, Some(4));
 }
 
 #[test]
