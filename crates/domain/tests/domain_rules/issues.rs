@@ -478,7 +478,6 @@ fn a_major_issue_follows_the_protocol_options_recommendation_decision_resolution
         options: options().options.into_iter().take(1).collect(),
         recommended_option: 3,
         consulted: vec![],
-        ..options()
     };
     assert_eq!(
         invalid_fields(issue::propose_options(&issue, one_option, am, now)),
