@@ -187,16 +187,16 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            println!(
+            announce(&format!(
                 "Ordertrail {} serving {} on http://{addr}/api/v1/ (OpenAPI: http://{addr}/api/v1/openapi.json)",
                 env!("CARGO_PKG_VERSION"),
                 config.database_url
-            );
+            ));
             if *demo {
                 let token = demo::ensure(&state).await.map_err(|e| format!("demo data: {e}"))?;
-                println!(
+                announce(&format!(
                     "Demo organisation ready. Admin token (shown once):\n  {token}\nTry:\n  curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/orders"
-                );
+                ));
             }
             axum::serve(listener, ordertrail_server::router(state))
                 .with_graceful_shutdown(shutdown())
@@ -277,7 +277,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
         Command::Copy { from, to, replace } => copy(&cli, from, to, *replace).await,
-        Command::Bench(args) => bench::run(args.clone(), cli.database_url.clone()).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args.clone(), cli.database_url.clone())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&ordertrail_server::openapi()).map_err(|e| e.to_string())?;
             println!("{doc}");
@@ -330,6 +332,14 @@ async fn copy(cli: &Cli, from: &str, to: &str, replace: bool) -> Result<ExitCode
         verified.events, verified.streams
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a running server tells its operator. A server outlives whoever reads its output: when that
+/// reader has gone (a closed pipe), the server goes on serving instead of dying on the write.
+fn announce(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 async fn shutdown() {

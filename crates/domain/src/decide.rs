@@ -7,6 +7,7 @@ use crate::error::{DomainError, GuardFailure, MAX_NAME, MAX_TEXT, Problems};
 use crate::event::OrderEvent;
 use crate::follow_up::NewFollowUp;
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
+use crate::issue;
 use crate::money::Money;
 use crate::order::{
     ChecklistItem, DepartmentContact, Evidence, LineItem, Milestone, Order, OrderType, Participant, Relation,
@@ -304,6 +305,7 @@ pub fn plan_order(
         fields: BTreeMap::new(),
         milestones,
         open_exceptions: Vec::new(),
+        issues: Vec::new(),
         last_client_update_at: None,
         last_follow_up_at: None,
         version: 0,
@@ -719,4 +721,53 @@ pub fn log_follow_up(
         },
         None,
     )])
+}
+
+/// What a person does to an order's issue (R5, R6, R10, R36). The rules of each step are in [`crate::issue`].
+#[derive(Debug, Clone)]
+pub enum IssueCommand {
+    Open(issue::NewIssue),
+    ChangeImpact(issue::Impact),
+    SetSeverity(issue::SeverityChange),
+    ProposeOptions(issue::ProposedOptions),
+    ClientTold(issue::ClientToldInput),
+    ClientDecision(issue::ClientDecisionInput),
+    Resolve(issue::ResolutionInput),
+}
+
+/// Opens or moves on the order's issue `issue_id`. Only people who may see the order may act on its issues; an
+/// issue's owner must be one of the order's people; a resolved issue, like a closed order, no longer changes.
+pub fn change_issue(
+    order: &Order,
+    issue_id: issue::IssueId,
+    command: IssueCommand,
+    policy: &issue::IssuePolicy,
+    ctx: &ChangeContext<'_>,
+) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
+    ctx.visible(order)?;
+    let (acting, now) = (ctx.acting, ctx.now);
+    let current = || {
+        order
+            .issue(issue_id)
+            .ok_or_else(|| DomainError::NotFound { what: "issue".into() })
+    };
+    let change = match command {
+        IssueCommand::Open(input) => {
+            ctx.open(order)?;
+            if !order.involves(input.owner_id) {
+                return Err(DomainError::invalid(
+                    "owner_id",
+                    "the issue's owner must be one of the order's people",
+                ));
+            }
+            issue::open(issue_id, order.id, input, policy, acting, now)?
+        }
+        IssueCommand::ChangeImpact(impact) => issue::change_impact(current()?, impact, policy, acting, now)?,
+        IssueCommand::SetSeverity(change) => issue::set_severity(current()?, change, policy, acting, now)?,
+        IssueCommand::ProposeOptions(options) => issue::propose_options(current()?, options, acting, now)?,
+        IssueCommand::ClientTold(told) => issue::record_client_told(current()?, told, acting, now)?,
+        IssueCommand::ClientDecision(decision) => issue::record_client_decision(current()?, decision, acting, now)?,
+        IssueCommand::Resolve(resolution) => issue::resolve(current()?, resolution, acting, now)?,
+    };
+    Ok(vec![(OrderEvent::IssueChanged { issue_id, change }, None)])
 }

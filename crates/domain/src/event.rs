@@ -5,6 +5,7 @@
 use crate::customer::{Customer, User};
 use crate::follow_up::FollowUp;
 use crate::ids::{EventId, MilestoneId, TokenId, UserId};
+use crate::issue::{IssueChange, IssueId};
 use crate::order::{ChecklistItem, Evidence, Order};
 use crate::role::Role;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -75,6 +76,12 @@ pub enum OrderEvent {
     FollowUpLogged {
         follow_up: Box<FollowUp>,
     },
+    /// Something happened to one of the order's issues (opened, re-assessed, options, client told or decided,
+    /// resolved).
+    IssueChanged {
+        issue_id: IssueId,
+        change: IssueChange,
+    },
 }
 
 impl OrderEvent {
@@ -87,6 +94,15 @@ impl OrderEvent {
             OrderEvent::ChecklistUpdated { .. } => "checklist_updated",
             OrderEvent::MilestoneCompleted { .. } => "milestone_completed",
             OrderEvent::FollowUpLogged { .. } => "follow_up_logged",
+            OrderEvent::IssueChanged { change, .. } => match change {
+                IssueChange::Opened { .. } => "issue_opened",
+                IssueChange::ImpactChanged { .. } => "issue_impact_changed",
+                IssueChange::SeverityChanged { .. } => "issue_severity_changed",
+                IssueChange::OptionsProposed { .. } => "issue_options_proposed",
+                IssueChange::ClientTold { .. } => "issue_client_told",
+                IssueChange::ClientDecided { .. } => "issue_client_decided",
+                IssueChange::Resolved { .. } => "issue_resolved",
+            },
         }
     }
 }

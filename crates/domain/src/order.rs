@@ -6,6 +6,7 @@ use crate::customer::Contact;
 use crate::event::OrderEvent;
 use crate::follow_up::{FollowUpStatus, Subject};
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
+use crate::issue::{Issue, IssueChange, IssueId};
 use crate::money::Money;
 use crate::role::Role;
 use crate::workflow::{DueAnchor, DueDef};
@@ -191,6 +192,9 @@ pub struct Order {
     pub milestones: Vec<Milestone>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub open_exceptions: Vec<OpenException>,
+    /// Issues and exceptions raised on the order (R5, R36), open and resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<Issue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_client_update_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +217,15 @@ impl Order {
     /// The user with `relation` on this order (the first one, for relations that allow several).
     pub fn person(&self, relation: Relation) -> Option<UserId> {
         self.people.iter().find(|p| p.relation == relation).map(|p| p.user_id)
+    }
+
+    pub fn issue(&self, id: IssueId) -> Option<&Issue> {
+        self.issues.iter().find(|i| i.id == id)
+    }
+
+    /// The issues still open: each is a blocker (R12).
+    pub fn open_issues(&self) -> impl Iterator<Item = &Issue> {
+        self.issues.iter().filter(|i| i.is_open())
     }
 
     /// Whether `user` is attached to the order: as one of its people or as a milestone owner.
@@ -285,6 +298,14 @@ impl Order {
                 }
                 self.last_follow_up_at = self.last_follow_up_at.max(Some(follow_up.occurred_at));
             }
+            OrderEvent::IssueChanged { issue_id, change } => match self.issues.iter_mut().find(|i| i.id == *issue_id) {
+                Some(issue) => issue.apply(change),
+                None => {
+                    if let IssueChange::Opened { issue } = change {
+                        self.issues.push((**issue).clone());
+                    }
+                }
+            },
         }
         self.version += 1;
         self.updated_at = at;

@@ -80,7 +80,7 @@ impl HealthInputs {
             next_due_on: open.clone().map(|m| m.planned_on).min(),
             // After-sales nodes are planned past the promise on purpose.
             last_planned_on: open.filter(|m| !m.after_delivery).map(|m| m.planned_on).max(),
-            open_exceptions: order.open_exceptions.len(),
+            open_exceptions: order.open_exceptions.len() + order.open_issues().count(),
         }
     }
 
@@ -123,6 +123,7 @@ pub struct NextMilestone {
 pub enum BlockerKind {
     OverdueMilestone,
     OpenException,
+    OpenIssue,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -193,6 +194,17 @@ pub fn progress(order: &Order, wf: &Workflow, today: NaiveDate, policy: &HealthP
             crate::follow_up::Subject::Milestone(id) => Some(id),
             crate::follow_up::Subject::Order => None,
         },
+    }));
+    blockers.extend(order.open_issues().map(|i| Blocker {
+        kind: BlockerKind::OpenIssue,
+        description: format!(
+            "{} issue ({}): {} (expected resolution {})",
+            i.severity.as_str(),
+            i.kind.as_str(),
+            i.description,
+            i.expected_resolution_at.format("%Y-%m-%d %H:%M UTC")
+        ),
+        milestone_id: None,
     }));
     Progress {
         phase,

@@ -206,3 +206,16 @@ pub async fn visible_order(state: &AppState, caller: &Caller, id: OrderId) -> Ap
         _ => Err(ApiError::not_found("order")),
     }
 }
+
+/// Which orders the caller's lists may contain: a customer their own, roles that see everything all, other
+/// staff the orders they are on.
+pub fn visibility(state: &AppState, caller: &crate::auth::Caller) -> ordertrail_store::Visibility {
+    use ordertrail_store::Visibility;
+    if caller.role == Role::Customer {
+        Visibility::Customer(caller.user.id)
+    } else if state.org.access.sees_all(caller.role) {
+        Visibility::All
+    } else {
+        Visibility::InvolvedStaff(caller.user.id)
+    }
+}

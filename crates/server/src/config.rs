@@ -3,6 +3,7 @@
 
 use chrono_tz::Tz;
 use ordertrail_domain::access::AccessPolicy;
+use ordertrail_domain::issue::IssuePolicy;
 use ordertrail_domain::number::{DEFAULT_PATTERN, NumberPattern};
 use ordertrail_domain::progress::HealthPolicy;
 use ordertrail_domain::workflow::{WorkflowError, Workflows};
@@ -33,6 +34,9 @@ pub struct OrganisationConfig {
     pub order_number_pattern: String,
     pub access: AccessPolicy,
     pub health: HealthPolicy,
+    /// How issues are judged and timed: `preset = "seed_000"` (default) or `"seed_004"`, then any field of
+    /// `IssuePolicy` to override (e.g. `escalate_to = "operations"`).
+    pub issues: Option<toml::Table>,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for OrganisationConfig {
             order_number_pattern: DEFAULT_PATTERN.into(),
             access: AccessPolicy::default(),
             health: HealthPolicy::default(),
+            issues: None,
         }
     }
 }
@@ -143,7 +148,16 @@ impl Config {
             }
         }
         let workflows = Workflows::load(&extra).map_err(ConfigError::Workflows)?;
+        let issue_policy = match &org.issues {
+            None => IssuePolicy::default(),
+            Some(table) => {
+                let text = toml::to_string(table).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                IssuePolicy::from_toml(&text)
+                    .map_err(|e| ConfigError::Invalid(format!("[organisation.issues]: {e}")))?
+            }
+        };
         Ok(Organisation {
+            issue_policy,
             name: org.name.clone(),
             time_zone,
             number_pattern,
@@ -162,5 +176,6 @@ pub struct Organisation {
     pub number_pattern: NumberPattern,
     pub access: AccessPolicy,
     pub health: HealthPolicy,
+    pub issue_policy: IssuePolicy,
     pub workflows: Workflows,
 }

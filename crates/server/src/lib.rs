@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "Ordertrail API", description = "Orders, workflows, milestones, follow-ups and their audit log. Errors are application/problem+json (RFC 9457). Authenticate with `Authorization: Bearer <token>`; pick the acting role with `X-Ordertrail-Role` when you hold several."),
     modifiers(&BearerAuth),
-    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "customers"), (name = "workflows"), (name = "system"))
+    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "customers"), (name = "workflows"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -62,6 +62,14 @@ fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(milestones::change))
         .routes(routes!(milestones::complete))
         .routes(routes!(follow_ups::create, follow_ups::list))
+        .routes(routes!(issues::open, issues::list_for_order))
+        .routes(routes!(issues::list))
+        .routes(routes!(issues::change_impact))
+        .routes(routes!(issues::set_severity))
+        .routes(routes!(issues::propose_options))
+        .routes(routes!(issues::client_told))
+        .routes(routes!(issues::client_decision))
+        .routes(routes!(issues::resolve))
         .split_for_parts()
 }
 

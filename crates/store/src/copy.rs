@@ -108,6 +108,25 @@ pub const TABLES: &[Table] = &[
         key: &["id"],
     },
     Table {
+        name: "issues",
+        columns: &[
+            ("id", Id),
+            ("order_id", Id),
+            ("kind", Text),
+            ("severity", Text),
+            ("status", Text),
+            ("owner_id", Id),
+            ("discovered_at", Time),
+            ("opened_at", Time),
+            ("opened_after_seconds", Int),
+            ("client_told_at", Time),
+            ("told_after_seconds", Int),
+            ("expected_resolution_at", Time),
+            ("body", Text),
+        ],
+        key: &["id"],
+    },
+    Table {
         name: "events",
         columns: &[
             ("position", Int),

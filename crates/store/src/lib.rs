@@ -33,6 +33,7 @@ use ordertrail_domain::decide::PlannedOrder;
 use ordertrail_domain::event::{Actor, CustomerEvent, NewEvent, OrderEvent, OrgEvent};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
+use ordertrail_domain::issue::Issue;
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::{Order, OrderType};
 use ordertrail_domain::progress::Health;
@@ -169,6 +170,27 @@ pub struct OrderQuery {
     pub late_after_days: i64,
 }
 
+/// Filters of the issue list (`GET /api/v1/issues`). All optional, combined with AND; newest first.
+#[derive(Debug, Clone)]
+pub struct IssueQuery {
+    pub visibility: Visibility,
+    /// Only open (true) or only resolved (false) issues.
+    pub open: Option<bool>,
+    /// Only issues with a clock that ran out at this time, under these limits (see [`BreachLimits`]).
+    pub breached: Option<BreachLimits>,
+    pub order: Option<OrderId>,
+    pub limit: u32,
+}
+
+/// The issue clocks as the policy sets them, judged at `now`: opened within `open_within_minutes` of
+/// discovery (R36), client told within `client_notice_hours` of opening (R10), resolved by the expected time.
+#[derive(Debug, Clone, Copy)]
+pub struct BreachLimits {
+    pub now: DateTime<Utc>,
+    pub open_within_minutes: i64,
+    pub client_notice_hours: i64,
+}
+
 /// The state of an idempotency key when a request presents it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
@@ -278,6 +300,7 @@ pub trait Store: Send + Sync + 'static {
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError>;
+    async fn issues(&self, query: &IssueQuery) -> Result<Vec<Issue>, StoreError>;
 
     // The audit log.
     async fn events(&self, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError>;

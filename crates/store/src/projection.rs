@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use ordertrail_domain::customer::Customer;
 use ordertrail_domain::event::{Actor, ChainLink, GENESIS_HASH, OrderEvent, OrgEvent, chain_hash};
 use ordertrail_domain::ids::MilestoneId;
+use ordertrail_domain::issue::{Issue, IssueChange, IssueId};
 use ordertrail_domain::order::{Order, Relation};
 use ordertrail_domain::progress::HealthInputs;
 use ordertrail_domain::workflow::Workflows;
@@ -95,6 +96,7 @@ pub(crate) fn append_order_events(
     decision: &Decision,
 ) -> Result<(), StoreError> {
     let mut touched: Vec<MilestoneId> = Vec::new();
+    let mut issues: Vec<(IssueId, bool)> = Vec::new();
     for (event, reason) in decision {
         let id = Uuid::now_v7();
         order.apply(event, meta.at);
@@ -128,6 +130,33 @@ pub(crate) fn append_order_events(
                     .text(follow_up.status.as_str())
                     .text(json(follow_up)?);
             }
+            OrderEvent::IssueChanged { issue_id, change } => {
+                let opened = matches!(change, IssueChange::Opened { .. });
+                match issues.iter_mut().find(|(id, _)| id == issue_id) {
+                    Some((_, new)) => *new |= opened,
+                    None => issues.push((*issue_id, opened)),
+                }
+                if let Some(escalation) = change.escalation() {
+                    // The domain escalates an issue once (R5); the unique dedupe key would refuse a second.
+                    let message = serde_json::json!({
+                        "order_id": order.id, "order_number": order.number, "issue_id": issue_id,
+                        "to_role": escalation.to_role, "reasons": escalation.reasons, "event_id": id,
+                    });
+                    writes
+                        .push(
+                            "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
+                             VALUES (?, ?, ?, 'issue.escalation', ?, ?, ?, 'pending', 0, ?)",
+                            1,
+                        )
+                        .id(Uuid::now_v7())
+                        .id(order.id.0)
+                        .id(id)
+                        .text(format!("issue_escalated:{issue_id}"))
+                        .text(message.to_string())
+                        .time(meta.at)
+                        .time(meta.at);
+                }
+            }
             OrderEvent::OrderCreated { .. }
             | OrderEvent::StatusChanged { .. }
             | OrderEvent::ChecklistUpdated { .. } => {}
@@ -147,6 +176,11 @@ pub(crate) fn append_order_events(
             .time(meta.at)
             .time(meta.at);
     }
+    for (id, new) in issues {
+        if let Some(issue) = order.issue(id) {
+            issue_row(writes, issue, new)?;
+        }
+    }
     for m in touched.iter().filter_map(|id| order.milestone(*id)) {
         writes
             .push(
@@ -158,6 +192,49 @@ pub(crate) fn append_order_events(
             .opt_time(m.completed_at)
             .id(order.id.0)
             .text(m.key.clone());
+    }
+    Ok(())
+}
+
+/// The issue's row as it now is: inserted when new, else updated (once per write, from its final state).
+fn issue_row(writes: &mut Writes, issue: &Issue, new: bool) -> Result<(), StoreError> {
+    let told_at = issue.client_notice.as_ref().map(|n| n.told_at);
+    let opened_after = (issue.opened_at - issue.discovered_at).num_seconds();
+    let told_after = told_at.map(|t| (t - issue.opened_at).num_seconds());
+    if new {
+        writes
+            .push(
+                "INSERT INTO issues (id, order_id, kind, severity, status, owner_id, discovered_at, opened_at,
+                    opened_after_seconds, client_told_at, told_after_seconds, expected_resolution_at, body)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                1,
+            )
+            .id(issue.id.0)
+            .id(issue.order_id.0)
+            .text(issue.kind.as_str())
+            .text(issue.severity.as_str())
+            .text(issue.status.as_str())
+            .id(issue.owner_id.0)
+            .time(issue.discovered_at)
+            .time(issue.opened_at)
+            .int(opened_after)
+            .opt_time(told_at)
+            .value(crate::rows::Value::Int(told_after))
+            .time(issue.expected_resolution_at)
+            .text(json(issue)?);
+    } else {
+        writes
+            .push(
+                "UPDATE issues SET severity = ?, status = ?, client_told_at = ?, told_after_seconds = ?, body = ?
+                 WHERE id = ?",
+                1,
+            )
+            .text(issue.severity.as_str())
+            .text(issue.status.as_str())
+            .opt_time(told_at)
+            .value(crate::rows::Value::Int(told_after))
+            .text(json(issue)?)
+            .id(issue.id.0);
     }
     Ok(())
 }

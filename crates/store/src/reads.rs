@@ -4,10 +4,11 @@
 use crate::engine::Sql;
 use crate::projection::{Head, from_json};
 use crate::rows::{Kind, Row, Statement, cells};
-use crate::{OrderQuery, StoreError, StoredEvent, Visibility};
+use crate::{IssueQuery, OrderQuery, StoreError, StoredEvent, Visibility};
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
+use ordertrail_domain::issue::Issue;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::progress::Health;
 use uuid::Uuid;
@@ -194,22 +195,60 @@ fn push_rule(s: &mut Statement, rule: &str, today: chrono::NaiveDate, cutoff: ch
     s.sql(rest);
 }
 
-/// The order list's query: the bodies of the orders `q` asks for, newest first.
-pub(crate) fn list_query(q: &OrderQuery) -> Statement {
-    let mut s = Statement::new("SELECT o.body FROM orders o WHERE 1 = 1");
-    match q.visibility {
+/// Adds the condition that the order `order_id` (an SQL expression) is one the caller may see.
+fn push_visibility(s: &mut Statement, visibility: Visibility, order_id: &str) {
+    match visibility {
         Visibility::All => {}
         Visibility::Customer(user) => {
-            s.sql(" AND EXISTS (SELECT 1 FROM order_people p WHERE p.order_id = o.id AND p.relation = 'customer' AND p.user_id = ?)")
+            s.sql(&format!(" AND EXISTS (SELECT 1 FROM order_people p WHERE p.order_id = {order_id} AND p.relation = 'customer' AND p.user_id = ?)"))
                 .id(user.0);
         }
         Visibility::InvolvedStaff(user) => {
-            s.sql(" AND (EXISTS (SELECT 1 FROM order_people p WHERE p.order_id = o.id AND p.relation <> 'customer' AND p.user_id = ?)")
+            s.sql(&format!(" AND (EXISTS (SELECT 1 FROM order_people p WHERE p.order_id = {order_id} AND p.relation <> 'customer' AND p.user_id = ?)"))
                 .id(user.0)
-                .sql(" OR EXISTS (SELECT 1 FROM milestones m WHERE m.order_id = o.id AND m.owner_id = ?))")
+                .sql(&format!(" OR EXISTS (SELECT 1 FROM milestones m WHERE m.order_id = {order_id} AND m.owner_id = ?))"))
                 .id(user.0);
         }
     }
+}
+
+/// The issues `q` asks for, newest first. A breach is the SQL form of `ordertrail_domain::issue::breaches`.
+pub(crate) async fn list_issues(sql: &mut dyn Sql, q: &IssueQuery) -> Result<Vec<Issue>, StoreError> {
+    let mut s = Statement::new("SELECT i.body FROM issues i WHERE 1 = 1");
+    push_visibility(&mut s, q.visibility, "i.order_id");
+    if let Some(order) = q.order {
+        s.sql(" AND i.order_id = ?").id(order.0);
+    }
+    match q.open {
+        Some(true) => {
+            s.sql(" AND i.status <> 'resolved'");
+        }
+        Some(false) => {
+            s.sql(" AND i.status = 'resolved'");
+        }
+        None => {}
+    }
+    if let Some(limits) = q.breached {
+        let notice_seconds = limits.client_notice_hours * 3600;
+        s.sql(" AND (i.opened_after_seconds > ?")
+            .int(limits.open_within_minutes * 60)
+            .sql(" OR i.told_after_seconds > ?")
+            .int(notice_seconds)
+            .sql(" OR (i.client_told_at IS NULL AND i.opened_at < ?)")
+            .time(limits.now - chrono::TimeDelta::seconds(notice_seconds))
+            .sql(" OR (i.status <> 'resolved' AND i.expected_resolution_at < ?))")
+            .time(limits.now);
+    }
+    s.sql(" ORDER BY i.opened_at DESC, i.id DESC LIMIT ?")
+        .int(i64::from(q.limit));
+    let rows = sql.fetch(s, &[Kind::Text]).await?;
+    rows.iter().map(|row| from_json(&cells(row).text(0)?)).collect()
+}
+
+/// The order list's query: the bodies of the orders `q` asks for, newest first.
+pub(crate) fn list_query(q: &OrderQuery) -> Statement {
+    let mut s = Statement::new("SELECT o.body FROM orders o WHERE 1 = 1");
+    push_visibility(&mut s, q.visibility, "o.id");
     if let Some(status) = &q.status {
         s.sql(" AND o.status = ?").text(status.clone());
     }

@@ -3,6 +3,7 @@
 
 pub mod customers;
 pub mod follow_ups;
+pub mod issues;
 pub mod milestones;
 pub mod orders;
 pub mod system;

@@ -11,13 +11,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
-use ordertrail_domain::Role;
 use ordertrail_domain::access::FieldVisibility;
 use ordertrail_domain::decide::{NewOrder, TransitionRequest, transition as decide_transition};
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::order::OrderType;
 use ordertrail_domain::progress::Health;
-use ordertrail_store::{OrderQuery, StoredEvent, Visibility};
+use ordertrail_store::{OrderQuery, StoredEvent};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -95,15 +94,8 @@ pub async fn list(
     if q.q.as_deref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::bad_request("q must be at most 200 characters"));
     }
-    let visibility = if caller.role == Role::Customer {
-        Visibility::Customer(caller.user.id)
-    } else if state.org.access.sees_all(caller.role) {
-        Visibility::All
-    } else {
-        Visibility::InvolvedStaff(caller.user.id)
-    };
     let query = OrderQuery {
-        visibility,
+        visibility: app::visibility(&state, &caller),
         status: q.status,
         health: q.health,
         owner: q.owner,

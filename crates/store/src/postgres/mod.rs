@@ -12,8 +12,8 @@ use crate::engine::{unique_as_conflict, write};
 use crate::projection::{self, change_order, create_order};
 use crate::rows::{Kind, Statement, Writes, cells};
 use crate::{
-    Decide, IdempotencyClaim, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError, StoredEvent,
-    VerifyReport, WriteError, idempotency, outbox, reads, verify,
+    Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError,
+    StoredEvent, VerifyReport, WriteError, idempotency, outbox, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ use ordertrail_domain::decide::PlannedOrder;
 use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrgEvent, truncate_to_micros};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
+use ordertrail_domain::issue::Issue;
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
@@ -247,6 +248,10 @@ impl Store for PostgresStore {
 
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError> {
         reads::follow_ups(&mut *self.pool.acquire().await.map_err(unavailable)?, order).await
+    }
+
+    async fn issues(&self, query: &IssueQuery) -> Result<Vec<Issue>, StoreError> {
+        reads::list_issues(&mut *self.pool.acquire().await.map_err(unavailable)?, query).await
     }
 
     async fn events(&self, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError> {

@@ -10,8 +10,8 @@ use crate::engine::{unique_as_conflict, write};
 use crate::projection;
 use crate::rows::Writes;
 use crate::{
-    Decide, IdempotencyClaim, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError, StoredEvent,
-    VerifyReport, WriteError, idempotency, outbox, reads, verify,
+    Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError,
+    StoredEvent, VerifyReport, WriteError, idempotency, outbox, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,6 +21,7 @@ use ordertrail_domain::decide::PlannedOrder;
 use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrgEvent, truncate_to_micros};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
+use ordertrail_domain::issue::Issue;
 use ordertrail_domain::number::NumberPattern;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::workflow::Workflows;
@@ -272,6 +273,10 @@ impl Store for SqliteStore {
 
     async fn follow_ups(&self, order: OrderId) -> Result<Vec<FollowUp>, StoreError> {
         reads::follow_ups(&mut *self.reader.acquire().await?, order).await
+    }
+
+    async fn issues(&self, query: &IssueQuery) -> Result<Vec<Issue>, StoreError> {
+        reads::list_issues(&mut *self.reader.acquire().await?, query).await
     }
 
     async fn events(&self, stream: Uuid) -> Result<Vec<StoredEvent>, StoreError> {
