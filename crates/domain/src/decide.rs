@@ -7,7 +7,6 @@ use crate::error::{DomainError, GuardFailure, MAX_NAME, MAX_TEXT, Problems};
 use crate::event::OrderEvent;
 use crate::follow_up::NewFollowUp;
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
-use crate::issue;
 use crate::money::Money;
 use crate::order::{
     ChecklistItem, DepartmentContact, Evidence, LineItem, Milestone, Order, OrderType, Participant, Relation,
@@ -16,6 +15,7 @@ use crate::order::{
 use crate::role::Role;
 use crate::tracking::check_tracking_url;
 use crate::workflow::{Guard, GuardInput, Workflow};
+use crate::{change_order, issue};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -306,6 +306,7 @@ pub fn plan_order(
         milestones,
         open_exceptions: Vec::new(),
         issues: Vec::new(),
+        change_orders: Vec::new(),
         last_client_update_at: None,
         last_follow_up_at: None,
         version: 0,
@@ -737,12 +738,14 @@ pub enum IssueCommand {
 
 /// Opens or moves on the order's issue `issue_id`. Only people who may see the order may act on its issues; an
 /// issue's owner must be one of the order's people; a resolved issue, like a closed order, no longer changes.
+/// A resolution that changes budget or scope also drafts a change order, named by `new_id`.
 pub fn change_issue(
     order: &Order,
     issue_id: issue::IssueId,
     command: IssueCommand,
     policy: &issue::IssuePolicy,
     ctx: &ChangeContext<'_>,
+    new_id: &mut dyn FnMut() -> uuid::Uuid,
 ) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
     ctx.visible(order)?;
     let (acting, now) = (ctx.acting, ctx.now);
@@ -769,5 +772,104 @@ pub fn change_issue(
         IssueCommand::ClientDecision(decision) => issue::record_client_decision(current()?, decision, acting, now)?,
         IssueCommand::Resolve(resolution) => issue::resolve(current()?, resolution, acting, now)?,
     };
-    Ok(vec![(OrderEvent::IssueChanged { issue_id, change }, None)])
+    // R6: a resolution that changes budget or scope opens a change order, in the same decision.
+    let draft = match &change {
+        issue::IssueChange::Resolved {
+            change_order: Some(seed),
+            ..
+        } => Some(change_order::draft(
+            change_order::ChangeOrderId(new_id()),
+            order.id,
+            &order.amount.currency,
+            seed.clone(),
+            acting,
+            now,
+        )?),
+        _ => None,
+    };
+    let mut events = vec![(OrderEvent::IssueChanged { issue_id, change }, None)];
+    if let Some(drafted) = draft {
+        let change_order_id = match &drafted {
+            change_order::ChangeOrderChange::Drafted { change_order } => change_order.id,
+            _ => return Err(DomainError::Conflict("a draft must start a change order".into())),
+        };
+        events.push((
+            OrderEvent::ChangeOrderChanged {
+                change_order_id,
+                change: drafted,
+            },
+            None,
+        ));
+    }
+    Ok(events)
+}
+
+/// What a person does to one of the order's change orders (R7, R14). The rules of each step are in
+/// [`crate::change_order`].
+#[derive(Debug, Clone)]
+pub enum ChangeOrderCommand {
+    Draft(change_order::NewChangeOrder),
+    EstimateCost(change_order::CostEstimateInput),
+    EstimateTimeline(change_order::TimelineEstimateInput),
+    ApproveInternally { note: Option<String> },
+    SendToClient { note: Option<String> },
+    RecordClientResponse(change_order::ClientResponseInput),
+    Withdraw { reason: String },
+}
+
+/// Drafts or moves on the order's change order `id`. The client's approval computes the effects on the order
+/// (amount, promised date, milestone shift, extra deposit) from the order as it is.
+pub fn change_change_order(
+    order: &Order,
+    id: change_order::ChangeOrderId,
+    command: ChangeOrderCommand,
+    policy: &change_order::ChangeOrderPolicy,
+    ctx: &ChangeContext<'_>,
+) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
+    ctx.visible(order)?;
+    let (acting, now) = (ctx.acting, ctx.now);
+    let current = || {
+        order.change_order(id).ok_or_else(|| DomainError::NotFound {
+            what: "change order".into(),
+        })
+    };
+    let change = match command {
+        ChangeOrderCommand::Draft(input) => {
+            ctx.open(order)?;
+            if let Some(issue_id) = input.origin_issue
+                && order.issue(issue_id).is_none()
+            {
+                return Err(DomainError::invalid("origin_issue", "no such issue on this order"));
+            }
+            change_order::draft(id, order.id, &order.amount.currency, input, acting, now)?
+        }
+        ChangeOrderCommand::EstimateCost(input) => change_order::estimate_cost(current()?, input, acting, now)?,
+        ChangeOrderCommand::EstimateTimeline(input) => change_order::estimate_timeline(current()?, input, acting, now)?,
+        ChangeOrderCommand::ApproveInternally { note } => {
+            change_order::approve_internally(current()?, note, acting, now)?
+        }
+        ChangeOrderCommand::SendToClient { note } => change_order::send_to_client(current()?, note, acting, now)?,
+        ChangeOrderCommand::RecordClientResponse(input) => {
+            ctx.open(order)?;
+            let terms = change_order::OrderTerms {
+                original_amount: order.original_amount(),
+                current_amount: order.amount.clone(),
+                promised_date: order.promised_date,
+            };
+            let approval = change_order::ApprovalContext {
+                terms: &terms,
+                change_orders: &order.change_orders,
+                policy,
+            };
+            change_order::record_client_response(current()?, input, approval, acting, now)?
+        }
+        ChangeOrderCommand::Withdraw { reason } => change_order::withdraw(current()?, reason, acting, now)?,
+    };
+    Ok(vec![(
+        OrderEvent::ChangeOrderChanged {
+            change_order_id: id,
+            change,
+        },
+        None,
+    )])
 }

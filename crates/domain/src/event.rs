@@ -2,6 +2,7 @@
 //! a customer, the organisation's users) has a sequence and a hash chain ([`chain_hash`]): each event's hash
 //! covers the previous one's, so editing or deleting a row breaks the chain from there on.
 
+use crate::change_order::{ChangeOrderChange, ChangeOrderId};
 use crate::customer::{Customer, User};
 use crate::follow_up::FollowUp;
 use crate::ids::{EventId, MilestoneId, TokenId, UserId};
@@ -82,6 +83,12 @@ pub enum OrderEvent {
         issue_id: IssueId,
         change: IssueChange,
     },
+    /// A step of one of the order's change orders (drafted, estimated, approved, sent, answered, withdrawn).
+    /// The client's approval carries what it does to the order (amount, promised date, milestones).
+    ChangeOrderChanged {
+        change_order_id: ChangeOrderId,
+        change: ChangeOrderChange,
+    },
 }
 
 impl OrderEvent {
@@ -102,6 +109,16 @@ impl OrderEvent {
                 IssueChange::ClientTold { .. } => "issue_client_told",
                 IssueChange::ClientDecided { .. } => "issue_client_decided",
                 IssueChange::Resolved { .. } => "issue_resolved",
+            },
+            OrderEvent::ChangeOrderChanged { change, .. } => match change {
+                ChangeOrderChange::Drafted { .. } => "change_order_drafted",
+                ChangeOrderChange::CostEstimated { .. } => "change_order_cost_estimated",
+                ChangeOrderChange::TimelineEstimated { .. } => "change_order_timeline_estimated",
+                ChangeOrderChange::ApprovedInternally { .. } => "change_order_approved_internally",
+                ChangeOrderChange::SentToClient { .. } => "change_order_sent_to_client",
+                ChangeOrderChange::ClientApproved { .. } => "change_order_client_approved",
+                ChangeOrderChange::ClientDeclined { .. } => "change_order_client_declined",
+                ChangeOrderChange::Withdrawn { .. } => "change_order_withdrawn",
             },
         }
     }

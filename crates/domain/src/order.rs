@@ -2,6 +2,7 @@
 //! on it. State changes only by applying events ([`Order::apply`]); the commands in [`crate::decide`] produce
 //! those events, so the projection in the database and the log can never tell two stories.
 
+use crate::change_order::{ChangeOrder, ChangeOrderChange, ChangeOrderId};
 use crate::customer::Contact;
 use crate::event::OrderEvent;
 use crate::follow_up::{FollowUpStatus, Subject};
@@ -10,7 +11,7 @@ use crate::issue::{Issue, IssueChange, IssueId};
 use crate::money::Money;
 use crate::role::Role;
 use crate::workflow::{DueAnchor, DueDef};
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -195,6 +196,9 @@ pub struct Order {
     /// Issues and exceptions raised on the order (R5, R36), open and resolved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issues: Vec<Issue>,
+    /// Change orders (R7), in the order they were drafted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub change_orders: Vec<ChangeOrder>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_client_update_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,6 +225,25 @@ impl Order {
 
     pub fn issue(&self, id: IssueId) -> Option<&Issue> {
         self.issues.iter().find(|i| i.id == id)
+    }
+
+    pub fn change_order(&self, id: ChangeOrderId) -> Option<&ChangeOrder> {
+        self.change_orders.iter().find(|c| c.id == id)
+    }
+
+    /// The amount before any approved change order: the base of the change orders' cumulative percentage.
+    pub fn original_amount(&self) -> Money {
+        let approved: i64 = self
+            .change_orders
+            .iter()
+            .filter_map(|c| c.effects.as_ref())
+            .filter(|e| e.change_amount.currency == self.amount.currency)
+            .map(|e| e.change_amount.minor)
+            .sum();
+        Money {
+            currency: self.amount.currency.clone(),
+            minor: self.amount.minor - approved,
+        }
     }
 
     /// The issues still open: each is a blocker (R12).
@@ -306,6 +329,28 @@ impl Order {
                     }
                 }
             },
+            OrderEvent::ChangeOrderChanged {
+                change_order_id,
+                change,
+            } => {
+                match self.change_orders.iter_mut().find(|c| c.id == *change_order_id) {
+                    Some(co) => co.apply(change),
+                    None => {
+                        if let ChangeOrderChange::Drafted { change_order } = change {
+                            self.change_orders.push((**change_order).clone());
+                        }
+                    }
+                }
+                if let ChangeOrderChange::ClientApproved { effects, .. } = change {
+                    // R7: the approved change moves the money, the promise and the plan, in the same event.
+                    self.amount = effects.new_order_amount.clone();
+                    self.promised_date = effects.new_promised_date;
+                    let shift = TimeDelta::days(i64::from(effects.milestone_shift_days));
+                    for m in self.milestones.iter_mut().filter(|m| m.completed_at.is_none()) {
+                        m.planned_on += shift;
+                    }
+                }
+            }
         }
         self.version += 1;
         self.updated_at = at;

@@ -3,6 +3,7 @@
 
 use chrono_tz::Tz;
 use ordertrail_domain::access::AccessPolicy;
+use ordertrail_domain::change_order::ChangeOrderPolicy;
 use ordertrail_domain::issue::IssuePolicy;
 use ordertrail_domain::number::{DEFAULT_PATTERN, NumberPattern};
 use ordertrail_domain::progress::HealthPolicy;
@@ -37,6 +38,8 @@ pub struct OrganisationConfig {
     /// How issues are judged and timed: `preset = "seed_000"` (default) or `"seed_004"`, then any field of
     /// `IssuePolicy` to override (e.g. `escalate_to = "operations"`).
     pub issues: Option<toml::Table>,
+    /// The money rules of change orders (R7): `extra_deposit_threshold_percent` (20), `extra_deposit_percent` (50).
+    pub change_orders: ChangeOrderPolicy,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for OrganisationConfig {
             access: AccessPolicy::default(),
             health: HealthPolicy::default(),
             issues: None,
+            change_orders: ChangeOrderPolicy::default(),
         }
     }
 }
@@ -158,6 +162,7 @@ impl Config {
         };
         Ok(Organisation {
             issue_policy,
+            change_order_policy: org.change_orders.clone(),
             name: org.name.clone(),
             time_zone,
             number_pattern,
@@ -177,5 +182,6 @@ pub struct Organisation {
     pub access: AccessPolicy,
     pub health: HealthPolicy,
     pub issue_policy: IssuePolicy,
+    pub change_order_policy: ChangeOrderPolicy,
     pub workflows: Workflows,
 }

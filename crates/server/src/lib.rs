@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "Ordertrail API", description = "Orders, workflows, milestones, follow-ups and their audit log. Errors are application/problem+json (RFC 9457). Authenticate with `Authorization: Bearer <token>`; pick the acting role with `X-Ordertrail-Role` when you hold several."),
     modifiers(&BearerAuth),
-    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "customers"), (name = "workflows"), (name = "system"))
+    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "change-orders"), (name = "customers"), (name = "workflows"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -70,6 +70,13 @@ fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(issues::client_told))
         .routes(routes!(issues::client_decision))
         .routes(routes!(issues::resolve))
+        .routes(routes!(change_orders::draft, change_orders::list))
+        .routes(routes!(change_orders::estimate_cost))
+        .routes(routes!(change_orders::estimate_timeline))
+        .routes(routes!(change_orders::approve_internally))
+        .routes(routes!(change_orders::send_to_client))
+        .routes(routes!(change_orders::client_response))
+        .routes(routes!(change_orders::withdraw))
         .split_for_parts()
 }
 

@@ -5,6 +5,7 @@
 use crate::rows::Writes;
 use crate::{Decision, Meta, StoreError};
 use chrono::{DateTime, Utc};
+use ordertrail_domain::change_order::ChangeOrderChange;
 use ordertrail_domain::customer::Customer;
 use ordertrail_domain::event::{Actor, ChainLink, GENESIS_HASH, OrderEvent, OrgEvent, chain_hash};
 use ordertrail_domain::ids::MilestoneId;
@@ -156,6 +157,38 @@ pub(crate) fn append_order_events(
                         .time(meta.at)
                         .time(meta.at);
                 }
+            }
+            OrderEvent::ChangeOrderChanged {
+                change_order_id,
+                change,
+            } => {
+                if let ChangeOrderChange::ClientApproved { effects, .. } = change
+                    && effects.milestone_shift_days != 0
+                {
+                    for m in order.milestones.iter().filter(|m| m.completed_at.is_none()) {
+                        if !touched.contains(&m.id) {
+                            touched.push(m.id);
+                        }
+                    }
+                }
+                // The roles the matrix says are informed of this step (R14), for the notifications to tell.
+                let message = serde_json::json!({
+                    "order_id": order.id, "order_number": order.number, "change_order_id": change_order_id,
+                    "step": event.kind(), "informed": change.informed(), "event_id": id,
+                });
+                writes
+                    .push(
+                        "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
+                         VALUES (?, ?, ?, 'change_order.step', ?, ?, ?, 'pending', 0, ?)",
+                        1,
+                    )
+                    .id(Uuid::now_v7())
+                    .id(order.id.0)
+                    .id(id)
+                    .text(format!("change_order_step:{id}"))
+                    .text(message.to_string())
+                    .time(meta.at)
+                    .time(meta.at);
             }
             OrderEvent::OrderCreated { .. }
             | OrderEvent::StatusChanged { .. }
@@ -345,12 +378,14 @@ pub(crate) fn update_order(
     let d = derived(after, workflows);
     writes
         .push(
-            "UPDATE orders SET status = ?, awaits_delivery = ?, next_due_on = ?, last_planned_on = ?,
-                open_exceptions = ?, body = ?, version = ?, head_hash = ?, updated_at = ?
+            "UPDATE orders SET status = ?, amount_minor = ?, promised_date = ?, awaits_delivery = ?, next_due_on = ?,
+                last_planned_on = ?, open_exceptions = ?, body = ?, version = ?, head_hash = ?, updated_at = ?
              WHERE id = ? AND version = ?",
             1,
         )
         .text(after.status.clone())
+        .int(after.amount.minor)
+        .date(after.promised_date)
         .bool(d.awaits_delivery)
         .opt_date(d.next_due_on)
         .opt_date(d.last_planned_on)

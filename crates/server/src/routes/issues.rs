@@ -48,7 +48,7 @@ async fn act(
 ) -> ApiResult<IssueView> {
     let policy = state.org.issue_policy.clone();
     let order = app::change_order(state, caller.acting(), order_id, move |order, ctx| {
-        change_issue(order, issue_id, command.clone(), &policy, ctx)
+        change_issue(order, issue_id, command.clone(), &policy, ctx, &mut Uuid::now_v7)
     })
     .await?;
     let issue = order

@@ -1,6 +1,7 @@
 //! The REST API's handlers, one module per resource. Each parses, calls a use case in [`crate::app`], and
 //! renders; the OpenAPI document is generated from their annotations.
 
+pub mod change_orders;
 pub mod customers;
 pub mod follow_ups;
 pub mod issues;
