@@ -5,7 +5,8 @@ use chrono::{Days, NaiveDate};
 use ordertrail_domain::Role;
 use ordertrail_domain::customer::{Contact, Language, NewCustomer, User};
 use ordertrail_domain::decide::{
-    Acting, MilestoneCompletion, NewOrder, TransitionRequest, complete_milestone, log_follow_up, transition,
+    Acting, MilestoneCompletion, NewOrder, PaymentInput, TransitionRequest, complete_milestone, log_follow_up,
+    record_payment, transition,
 };
 use ordertrail_domain::follow_up::{
     Channel, Counterpart, CounterpartKind, Direction, ExceptionNote, FollowUpStatus, NewFollowUp,
@@ -13,6 +14,7 @@ use ordertrail_domain::follow_up::{
 use ordertrail_domain::ids::{FollowUpId, UserId};
 use ordertrail_domain::money::Money;
 use ordertrail_domain::order::{Evidence, LineItem, Order, OrderType, Participant, Relation};
+use ordertrail_domain::payment::{Payment, PaymentMethod};
 use ordertrail_server::app;
 use ordertrail_server::error::ApiError;
 use ordertrail_server::state::AppState;
@@ -75,7 +77,7 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         max: user("max", "Max Müller", vec![Role::Manufacturer, Role::Operations]).await?,
     };
     user("dana", "Dana Brooks", vec![Role::SalesDirector]).await?;
-    user("fay", "Fay Wong", vec![Role::Finance]).await?;
+    let fay = user("fay", "Fay Wong", vec![Role::Finance]).await?;
 
     let amy = act(&p.amy, Role::AccountManager);
     let theatre = app::create_customer(
@@ -198,6 +200,8 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         ("deposit_received_on".to_string(), days_ago(today, 18).to_string()),
     ]);
     move_to(state, amy, &hamlet, "design", contract).await?;
+    // The deposit (installment 1, due at signing) was paid the day after.
+    pay(state, act(&fay, Role::Finance), &hamlet, 1, days_ago(today, 18)).await?;
     complete(
         state,
         act(&p.lea, Role::Design),
@@ -361,6 +365,32 @@ async fn move_to(
     app::change_order(state, acting, order.id, move |o, ctx| transition(o, req.clone(), ctx))
         .await
         .map(drop)
+}
+
+/// Records the payment of what is outstanding on installment `number`, by bank transfer.
+async fn pay(state: &AppState, acting: Acting, order: &Order, number: u32, on: NaiveDate) -> Result<(), ApiError> {
+    let current = state
+        .store
+        .order(order.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    let Some(installment) = current.payments.as_ref().and_then(|s| s.installment(number)) else {
+        return Ok(());
+    };
+    let input = PaymentInput {
+        installment: Some(number),
+        payment: Payment {
+            amount: installment.outstanding(),
+            paid_on: on,
+            method: PaymentMethod::BankTransfer,
+            reference: Some(format!("{}-{number}", current.number)),
+        },
+    };
+    app::change_order(state, acting, order.id, move |o, ctx| {
+        record_payment(o, input.clone(), ctx)
+    })
+    .await
+    .map(drop)
 }
 
 async fn complete(

@@ -58,6 +58,16 @@ enum Command {
     },
     /// Check every event chain of the audit log and report the first broken link of any order.
     Verify,
+    /// Do what fell due by NOW (default: now): invoices, payment reminders, production pauses and finance
+    /// escalations (R8, R9), each once, including what was missed while nothing ran.
+    Tick {
+        /// The time to judge at (RFC 3339, e.g. 2026-11-21T09:00:00Z).
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Copy a whole organisation (users, customers, orders, events with their hashes, outbox, everything) from
     /// one database to another, e.g. from SQLite to PostgreSQL. The target is migrated first and must be empty.
     Copy {
@@ -275,6 +285,33 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 );
                 Ok(ExitCode::from(2))
             }
+        }
+        Command::Tick { now, dry_run } => {
+            let (_, state) = open(&cli).await?;
+            let now = now.unwrap_or_else(chrono::Utc::now);
+            let actions = app::tick(&state, now, *dry_run).await.map_err(|e| e.to_string())?;
+            for done in &actions {
+                let a = &done.action;
+                let told: Vec<&str> = a.told.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "{}: installment {} ({}) {} at {} days overdue, {} outstanding; told: {} [{}]",
+                    done.order_number,
+                    a.installment,
+                    a.installment_name,
+                    a.kind.as_str(),
+                    a.days_overdue,
+                    a.outstanding.amount_string(),
+                    told.join(", "),
+                    a.dedupe_key
+                );
+            }
+            let verb = if *dry_run {
+                "would be done (dry run: nothing changed)"
+            } else {
+                "done"
+            };
+            println!("{} dunning steps {verb} at {now}", actions.len());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Copy { from, to, replace } => copy(&cli, from, to, *replace).await,
         Command::Bench(args) => bench::run(args.clone(), cli.database_url.clone())

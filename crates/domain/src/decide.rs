@@ -15,7 +15,7 @@ use crate::order::{
 use crate::role::Role;
 use crate::tracking::check_tracking_url;
 use crate::workflow::{Guard, GuardInput, Workflow};
-use crate::{change_order, issue};
+use crate::{change_order, issue, payment};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -307,13 +307,32 @@ pub fn plan_order(
         open_exceptions: Vec::new(),
         issues: Vec::new(),
         change_orders: Vec::new(),
+        payments: None,
         last_client_update_at: None,
         last_follow_up_at: None,
         version: 0,
         created_at: ctx.now,
         updated_at: ctx.now,
     };
+    let mut order = order;
+    order.payments = payment::PaymentTemplate::preset(&wf.id)
+        .map(|template| payment::PaymentSchedule::from_template(order.id, order.amount.clone(), &template))
+        .transpose()?;
     Ok(PlannedOrder { order })
+}
+
+/// The payment event of `change`, when the order has a schedule, the schedule accepts it (tried on a copy) and
+/// it changes something (a milestone that triggers no installment makes no payment event).
+fn payment_event(
+    order: &Order,
+    change: payment::PaymentChange,
+) -> Result<Option<(OrderEvent, Option<String>)>, DomainError> {
+    let Some(schedule) = &order.payments else {
+        return Ok(None);
+    };
+    let mut next = schedule.clone();
+    next.apply(&change)?;
+    Ok((next != *schedule).then_some((OrderEvent::PaymentChanged { change }, None)))
 }
 
 /// A request to move an order to another status.
@@ -352,6 +371,9 @@ pub struct ChangeContext<'a> {
     pub access: &'a AccessPolicy,
     pub acting: Acting,
     pub now: DateTime<Utc>,
+    /// The organisation's date at `now` (due dates and dunning count in its days).
+    pub today: NaiveDate,
+    pub dunning: &'a payment::DunningPolicy,
 }
 
 impl ChangeContext<'_> {
@@ -424,6 +446,15 @@ pub fn transition(
     if !failures.is_empty() {
         return Err(DomainError::GuardsFailed(failures));
     }
+    // R8, R9: production work waits while an installment is overdue past the policy's days.
+    if t.production_work
+        && let Some(pause) = order
+            .payments
+            .as_ref()
+            .and_then(|s| payment::production_pause(s, ctx.dunning, ctx.today))
+    {
+        return Err(DomainError::Paused(pause.to_string()));
+    }
     // A tracking URL given where no guard asks for one must still be valid: the customer will follow it (R21).
     let guarded = |field: &str| {
         t.guards
@@ -453,6 +484,45 @@ pub fn transition(
             checklist: m.checklist.clone(),
         })
         .collect();
+    // The payment schedule's triggers (R8): the contract signed, milestones reached, delivery, cancellation.
+    let mut triggers = Vec::new();
+    if let Some(on) = req
+        .fields
+        .get("contract_signed_on")
+        .and_then(|d| d.parse::<NaiveDate>().ok())
+    {
+        triggers.push(payment::PaymentChange::ContractSigned { on });
+    }
+    for m in order
+        .milestones
+        .iter()
+        .filter(|m| m.completed_at.is_none() && t.completes.contains(&m.key))
+    {
+        triggers.push(payment::PaymentChange::MilestoneCompleted {
+            milestone: m.key.clone(),
+            on: ctx.today,
+        });
+    }
+    match wf.status(&req.to) {
+        Some(s) if s.delivered && !wf.status(&order.status).is_some_and(|f| f.delivered) => {
+            triggers.push(payment::PaymentChange::Delivered { on: ctx.today });
+        }
+        Some(s) if s.terminal && !s.delivered && wf.awaits_delivery(&order.status) => {
+            triggers.push(payment::PaymentChange::Cancelled { on: ctx.today });
+        }
+        _ => {}
+    }
+    let mut payments = Vec::new();
+    let mut schedule = order.payments.clone();
+    for change in triggers {
+        if let Some(s) = schedule.as_mut() {
+            let before = s.clone();
+            s.apply(&change)?;
+            if *s != before {
+                payments.push((OrderEvent::PaymentChanged { change }, None));
+            }
+        }
+    }
     let event = OrderEvent::StatusChanged {
         from: order.status.clone(),
         to: req.to,
@@ -460,6 +530,7 @@ pub fn transition(
     };
     Ok(std::iter::once((event, req.note))
         .chain(completes.into_iter().map(|e| (e, None)))
+        .chain(payments)
         .collect())
 }
 
@@ -691,6 +762,7 @@ pub fn complete_milestone(
     }
     p.into_result()?;
     let note = evidence.note.clone();
+    let key = m.key.clone();
     let event = OrderEvent::MilestoneCompleted {
         milestone_id: id,
         completed_at: crate::event::truncate_to_micros(completed_at),
@@ -698,7 +770,13 @@ pub fn complete_milestone(
         evidence,
         checklist,
     };
-    Ok(vec![(event, note)])
+    let reached = payment::PaymentChange::MilestoneCompleted {
+        milestone: key,
+        on: ctx.today,
+    };
+    Ok(std::iter::once((event, note))
+        .chain(payment_event(order, reached)?)
+        .collect())
 }
 
 /// Logs a follow-up (R34). Staff only: customers speak through the portal (a later issue).
@@ -865,11 +943,92 @@ pub fn change_change_order(
         }
         ChangeOrderCommand::Withdraw { reason } => change_order::withdraw(current()?, reason, acting, now)?,
     };
-    Ok(vec![(
+    // R7: on approval the payment schedule follows the new amount, with the extra deposit when one is due.
+    let schedule = match &change {
+        change_order::ChangeOrderChange::ClientApproved { effects, .. } => payment_event(
+            order,
+            payment::PaymentChange::ChangeOrderApplied {
+                change: payment::ApprovedChange {
+                    change_order: id.0.to_string(),
+                    new_amount: effects.new_order_amount.clone(),
+                    approved_on: ctx.today,
+                    work_starts_on: None,
+                },
+                extra_deposit: effects.extra_deposit.clone(),
+            },
+        )?,
+        _ => None,
+    };
+    Ok(std::iter::once((
         OrderEvent::ChangeOrderChanged {
             change_order_id: id,
             change,
         },
         None,
-    )])
+    ))
+    .chain(schedule)
+    .collect())
+}
+
+/// A payment as finance records it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInput {
+    /// The installment paid (default: the earliest due ones, in order).
+    #[serde(default)]
+    pub installment: Option<u32>,
+    #[serde(flatten)]
+    pub payment: payment::Payment,
+}
+
+/// Records a payment (finance, or an admin). Refused, changing nothing: an overpayment, another currency, a
+/// cancelled order, an order without a payment schedule.
+pub fn record_payment(
+    order: &Order,
+    input: PaymentInput,
+    ctx: &ChangeContext<'_>,
+) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
+    ctx.visible(order)?;
+    if !matches!(ctx.acting.role, Role::Finance | Role::Admin) {
+        return Err(DomainError::RoleNotAllowed {
+            role: ctx.acting.role,
+            action: "record payments".into(),
+        });
+    }
+    if input.payment.paid_on > ctx.today {
+        return Err(DomainError::invalid("paid_on", "must not be in the future"));
+    }
+    let change = payment::PaymentChange::PaymentRecorded {
+        installment: input.installment,
+        payment: input.payment,
+    };
+    payment_event(order, change)?
+        .map(|event| vec![event])
+        .ok_or_else(|| DomainError::Conflict(format!("order {} has no payment schedule", order.number)))
+}
+
+/// The dunning steps due today (R8, R9), as the scheduler does them: each once (its dedupe key), an invoice
+/// step with the invoice's number. Nothing when the order has no schedule or nothing is due.
+pub fn dunning(
+    order: &Order,
+    policy: &payment::DunningPolicy,
+    today: NaiveDate,
+) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
+    let Some(schedule) = &order.payments else {
+        return Ok(Vec::new());
+    };
+    let mut schedule = schedule.clone();
+    let mut events = Vec::new();
+    for action in payment::dunning_actions(&schedule, policy, today, &schedule.dunning_done) {
+        let invoice_number = (action.kind == payment::DunningKind::Invoice)
+            .then(|| format!("INV-{}-{}", order.number, action.installment));
+        let change = payment::PaymentChange::Dunning {
+            action,
+            on: today,
+            invoice_number,
+        };
+        schedule.apply(&change)?;
+        events.push((OrderEvent::PaymentChanged { change }, None));
+    }
+    Ok(events)
 }

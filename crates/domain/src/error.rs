@@ -46,6 +46,9 @@ pub enum DomainError {
     StaleVersion { expected: i64, actual: i64 },
     #[error("{0}")]
     Conflict(String),
+    /// Production work waits for an overdue payment (R8, R9): "paused: installment N is D days overdue".
+    #[error("{0}")]
+    Paused(String),
     #[error("{what} not found")]
     NotFound { what: String },
 }

@@ -8,6 +8,7 @@ use crate::follow_up::FollowUp;
 use crate::ids::{EventId, MilestoneId, TokenId, UserId};
 use crate::issue::{IssueChange, IssueId};
 use crate::order::{ChecklistItem, Evidence, Order};
+use crate::payment::PaymentChange;
 use crate::role::Role;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,11 @@ pub enum OrderEvent {
         change_order_id: ChangeOrderId,
         change: ChangeOrderChange,
     },
+    /// The payment schedule moved: a trigger set due dates, a payment was recorded, a change order changed the
+    /// amounts, a dunning step was done (R8, R9, R15).
+    PaymentChanged {
+        change: PaymentChange,
+    },
 }
 
 impl OrderEvent {
@@ -119,6 +125,15 @@ impl OrderEvent {
                 ChangeOrderChange::ClientApproved { .. } => "change_order_client_approved",
                 ChangeOrderChange::ClientDeclined { .. } => "change_order_client_declined",
                 ChangeOrderChange::Withdrawn { .. } => "change_order_withdrawn",
+            },
+            OrderEvent::PaymentChanged { change } => match change {
+                PaymentChange::ContractSigned { .. } => "payment_contract_signed",
+                PaymentChange::MilestoneCompleted { .. } => "payment_milestone_reached",
+                PaymentChange::Delivered { .. } => "payment_delivery_reached",
+                PaymentChange::Cancelled { .. } => "payment_schedule_cancelled",
+                PaymentChange::PaymentRecorded { .. } => "payment_recorded",
+                PaymentChange::ChangeOrderApplied { .. } => "payment_change_order_applied",
+                PaymentChange::Dunning { .. } => "dunning_step",
             },
         }
     }

@@ -9,6 +9,7 @@ use crate::follow_up::{FollowUpStatus, Subject};
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
 use crate::issue::{Issue, IssueChange, IssueId};
 use crate::money::Money;
+use crate::payment::PaymentSchedule;
 use crate::role::Role;
 use crate::workflow::{DueAnchor, DueDef};
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
@@ -199,6 +200,9 @@ pub struct Order {
     /// Change orders (R7), in the order they were drafted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub change_orders: Vec<ChangeOrder>,
+    /// The payment schedule (R8), from the workflow's payment template; none for a workflow without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments: Option<PaymentSchedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_client_update_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,6 +353,13 @@ impl Order {
                     for m in self.milestones.iter_mut().filter(|m| m.completed_at.is_none()) {
                         m.planned_on += shift;
                     }
+                }
+            }
+            OrderEvent::PaymentChanged { change } => {
+                if let Some(schedule) = self.payments.as_mut() {
+                    // Decided on a copy first (`decide`), so a recorded change always applies; a refusal here
+                    // would leave the schedule as it was rather than half-changed.
+                    let _ = schedule.apply(change);
                 }
             }
         }

@@ -534,9 +534,81 @@ pub struct PaymentSchedule {
     pub installments: Vec<Installment>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub change_orders: Vec<AppliedChange>,
+    /// The dedupe keys of the dunning steps done (each happens once: [`dunning_actions`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dunning_done: BTreeSet<String>,
+}
+
+/// What happened to an order's payment schedule: each becomes an order event, and [`PaymentSchedule::apply`]
+/// replays it. Deciding applies it to a copy first, so a change that the schedule refuses is never recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentChange {
+    ContractSigned {
+        on: NaiveDate,
+    },
+    MilestoneCompleted {
+        milestone: String,
+        on: NaiveDate,
+    },
+    Delivered {
+        on: NaiveDate,
+    },
+    Cancelled {
+        on: NaiveDate,
+    },
+    PaymentRecorded {
+        installment: Option<u32>,
+        payment: Payment,
+    },
+    ChangeOrderApplied {
+        change: ApprovedChange,
+        extra_deposit: Option<Money>,
+    },
+    /// A dunning step done on `on` (R8, R9); an invoice step also records the invoice.
+    Dunning {
+        action: DunningAction,
+        on: NaiveDate,
+        invoice_number: Option<String>,
+    },
 }
 
 impl PaymentSchedule {
+    /// Applies a change (see [`PaymentChange`]); refuses, changing nothing, what the schedule refuses.
+    pub fn apply(&mut self, change: &PaymentChange) -> Result<(), DomainError> {
+        let mut next = self.clone();
+        match change {
+            PaymentChange::ContractSigned { on } => {
+                next.contract_signed(*on)?;
+            }
+            PaymentChange::MilestoneCompleted { milestone, on } => {
+                next.milestone_completed(milestone, *on);
+            }
+            PaymentChange::Delivered { on } => {
+                next.delivered(*on);
+            }
+            PaymentChange::Cancelled { on } => next.cancel(*on),
+            PaymentChange::PaymentRecorded { installment, payment } => {
+                next.record_payment(*installment, payment.clone())?;
+            }
+            PaymentChange::ChangeOrderApplied { change, extra_deposit } => {
+                next.apply_change_order_with_deposit(change, extra_deposit.clone())?;
+            }
+            PaymentChange::Dunning {
+                action,
+                on,
+                invoice_number,
+            } => {
+                if let Some(number) = invoice_number {
+                    next.record_invoice(action.installment, number, *on)?;
+                }
+                next.dunning_done.insert(action.dedupe_key.clone());
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+
     /// The schedule of a new order: the template's shares of `amount`, rounded down, the remainder on the last
     /// installment. Installments due on a date get their due date now; the others when their trigger happens.
     pub fn from_template(
@@ -583,6 +655,7 @@ impl PaymentSchedule {
             cancelled_on: None,
             installments,
             change_orders: Vec::new(),
+            dunning_done: BTreeSet::new(),
         })
     }
 

@@ -181,6 +181,7 @@ pub async fn change_order(
         at: now,
     };
     let org = state.org.clone();
+    let today = state.local_date(now);
     let decide = move |order: &Order| {
         let workflow = org.workflows.get(&order.workflow).ok_or_else(|| {
             DomainError::Conflict(format!(
@@ -193,6 +194,8 @@ pub async fn change_order(
             access: &org.access,
             acting,
             now,
+            today,
+            dunning: &org.dunning_policy,
         };
         decide(order, &ctx)
     };
@@ -218,4 +221,91 @@ pub fn visibility(state: &AppState, caller: &crate::auth::Caller) -> ordertrail_
     } else {
         Visibility::InvolvedStaff(caller.user.id)
     }
+}
+
+/// One dunning step the scheduler did (or would do).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TickAction {
+    pub order_number: String,
+    pub action: ordertrail_domain::payment::DunningAction,
+}
+
+/// The scheduler's pass at `now`: every order's dunning steps that fell due (R8, R9), each once (its dedupe
+/// key), including those missed while nothing ran. With `dry_run`, reports them and writes nothing.
+pub async fn tick(state: &AppState, now: chrono::DateTime<chrono::Utc>, dry_run: bool) -> ApiResult<Vec<TickAction>> {
+    use ordertrail_domain::decide::dunning;
+    use ordertrail_domain::event::OrderEvent;
+    use ordertrail_domain::payment::PaymentChange;
+    let today = state.local_date(now);
+    let policy = state.org.dunning_policy.clone();
+    let mut done = Vec::new();
+    let mut before = None;
+    loop {
+        let page = state
+            .store
+            .list_orders(&ordertrail_store::OrderQuery {
+                visibility: ordertrail_store::Visibility::All,
+                status: None,
+                health: None,
+                owner: None,
+                customer: None,
+                order_type: None,
+                due_before: None,
+                text: None,
+                before,
+                limit: 200,
+                today,
+                late_after_days: state.org.health.late_after_days,
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        for order in page.iter().filter(|o| o.payments.is_some()) {
+            let planned = dunning(order, &policy, today)?;
+            if planned.is_empty() {
+                continue;
+            }
+            let events = if dry_run {
+                planned
+            } else {
+                let policy = policy.clone();
+                let meta = Meta {
+                    actor: Actor::System,
+                    at: now,
+                };
+                let after = state
+                    .store
+                    .change_order(order.id, meta, Box::new(move |o: &Order| dunning(o, &policy, today)))
+                    .await?;
+                // What this pass wrote (another server's tick may have done some of them just before).
+                let done_before = order
+                    .payments
+                    .as_ref()
+                    .map(|p| p.dunning_done.clone())
+                    .unwrap_or_default();
+                let done_now = after.payments.map(|p| p.dunning_done).unwrap_or_default();
+                planned
+                    .into_iter()
+                    .filter(|(event, _)| match event {
+                        OrderEvent::PaymentChanged {
+                            change: PaymentChange::Dunning { action, .. },
+                        } => done_now.contains(&action.dedupe_key) && !done_before.contains(&action.dedupe_key),
+                        _ => false,
+                    })
+                    .collect()
+            };
+            for (event, _) in events {
+                if let OrderEvent::PaymentChanged {
+                    change: PaymentChange::Dunning { action, .. },
+                } = event
+                {
+                    done.push(TickAction {
+                        order_number: order.number.clone(),
+                        action,
+                    });
+                }
+            }
+        }
+    }
+    Ok(done)
 }

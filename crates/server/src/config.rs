@@ -6,6 +6,7 @@ use ordertrail_domain::access::AccessPolicy;
 use ordertrail_domain::change_order::ChangeOrderPolicy;
 use ordertrail_domain::issue::IssuePolicy;
 use ordertrail_domain::number::{DEFAULT_PATTERN, NumberPattern};
+use ordertrail_domain::payment::DunningPolicy;
 use ordertrail_domain::progress::HealthPolicy;
 use ordertrail_domain::workflow::{WorkflowError, Workflows};
 use ordertrail_store::sqlite::Durability;
@@ -40,6 +41,9 @@ pub struct OrganisationConfig {
     pub issues: Option<toml::Table>,
     /// The money rules of change orders (R7): `extra_deposit_threshold_percent` (20), `extra_deposit_percent` (50).
     pub change_orders: ChangeOrderPolicy,
+    /// Dunning (R8, R9): invoice 3 days before due, reminders on the due date and days 5 and 7, production
+    /// paused after 7 days overdue, finance escalation after 14.
+    pub dunning: DunningPolicy,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for OrganisationConfig {
             health: HealthPolicy::default(),
             issues: None,
             change_orders: ChangeOrderPolicy::default(),
+            dunning: DunningPolicy::default(),
         }
     }
 }
@@ -163,6 +168,12 @@ impl Config {
         Ok(Organisation {
             issue_policy,
             change_order_policy: org.change_orders.clone(),
+            dunning_policy: {
+                org.dunning
+                    .check()
+                    .map_err(|e| ConfigError::Invalid(format!("[organisation.dunning]: {e}")))?;
+                org.dunning.clone()
+            },
             name: org.name.clone(),
             time_zone,
             number_pattern,
@@ -183,5 +194,6 @@ pub struct Organisation {
     pub health: HealthPolicy,
     pub issue_policy: IssuePolicy,
     pub change_order_policy: ChangeOrderPolicy,
+    pub dunning_policy: DunningPolicy,
     pub workflows: Workflows,
 }

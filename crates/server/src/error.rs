@@ -113,6 +113,12 @@ impl From<DomainError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "stale-version", "The order has changed", detail)
             }
             DomainError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
+            DomainError::Paused(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "paused",
+                "Production is paused until an overdue installment is paid",
+                detail,
+            ),
             DomainError::NotFound { what } => ApiError::not_found(&what),
         }
     }

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "Ordertrail API", description = "Orders, workflows, milestones, follow-ups and their audit log. Errors are application/problem+json (RFC 9457). Authenticate with `Authorization: Bearer <token>`; pick the acting role with `X-Ordertrail-Role` when you hold several."),
     modifiers(&BearerAuth),
-    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "change-orders"), (name = "customers"), (name = "workflows"), (name = "system"))
+    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "change-orders"), (name = "payments"), (name = "customers"), (name = "workflows"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -77,6 +77,7 @@ fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(change_orders::send_to_client))
         .routes(routes!(change_orders::client_response))
         .routes(routes!(change_orders::withdraw))
+        .routes(routes!(payments::get, payments::record))
         .split_for_parts()
 }
 

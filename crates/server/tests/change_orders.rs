@@ -125,7 +125,8 @@ async fn a_change_order_raising_cost_by_25_percent_moves_the_order_and_asks_an_e
             "change_order_timeline_estimated",
             "change_order_approved_internally",
             "change_order_sent_to_client",
-            "change_order_client_approved"
+            "change_order_client_approved",
+            "payment_change_order_applied"
         ]
     );
     assert!(w.app.state.store.verify().await.expect("verify").broken.is_empty());

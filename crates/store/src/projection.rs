@@ -11,6 +11,7 @@ use ordertrail_domain::event::{Actor, ChainLink, GENESIS_HASH, OrderEvent, OrgEv
 use ordertrail_domain::ids::MilestoneId;
 use ordertrail_domain::issue::{Issue, IssueChange, IssueId};
 use ordertrail_domain::order::{Order, Relation};
+use ordertrail_domain::payment::PaymentChange;
 use ordertrail_domain::progress::HealthInputs;
 use ordertrail_domain::workflow::Workflows;
 use serde::Serialize;
@@ -190,9 +191,35 @@ pub(crate) fn append_order_events(
                     .time(meta.at)
                     .time(meta.at);
             }
+            OrderEvent::PaymentChanged {
+                change: PaymentChange::Dunning {
+                    action, invoice_number, ..
+                },
+            } => {
+                // The message the step sends (invoice, reminder, pause notice, escalation), once per key.
+                let message = serde_json::json!({
+                    "order_id": order.id, "order_number": order.number, "action": action,
+                    "invoice_number": invoice_number, "event_id": id,
+                });
+                writes
+                    .push(
+                        "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+                        1,
+                    )
+                    .id(Uuid::now_v7())
+                    .id(order.id.0)
+                    .id(id)
+                    .text(format!("dunning.{}", action.kind.as_str()))
+                    .text(action.dedupe_key.clone())
+                    .text(message.to_string())
+                    .time(meta.at)
+                    .time(meta.at);
+            }
             OrderEvent::OrderCreated { .. }
             | OrderEvent::StatusChanged { .. }
-            | OrderEvent::ChecklistUpdated { .. } => {}
+            | OrderEvent::ChecklistUpdated { .. }
+            | OrderEvent::PaymentChanged { .. } => {}
         }
         let message = serde_json::json!({ "event_id": id, "order_id": order.id, "order_number": order.number, "kind": event.kind() });
         writes

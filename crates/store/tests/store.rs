@@ -237,6 +237,8 @@ async fn the_health_filter_in_sql_agrees_with_the_domain_rule_on_every_day(f: Fi
                     access: &Default::default(),
                     acting: acting(),
                     now: at(2026, 1, 6),
+                    today: at(2026, 1, 6).date_naive(),
+                    dunning: &Default::default(),
                 };
                 complete_milestone(
                     o,
@@ -378,6 +380,8 @@ async fn a_store_that_remembers_an_order_notices_when_another_server_changed_it(
                 access: &Default::default(),
                 acting: acting(),
                 now: at(2026, 1, day),
+                today: at(2026, 1, day).date_naive(),
+                dunning: &Default::default(),
             };
             let checklist = m.checklist.iter().map(|c| c.item.clone()).collect();
             complete_milestone(
@@ -479,6 +483,8 @@ fn complete_on_version(f: &Fixture, order: &Order, index: usize, seen: i64) -> B
             access: &Default::default(),
             acting: acting(),
             now: at(2026, 1, 6),
+            today: at(2026, 1, 6).date_naive(),
+            dunning: &Default::default(),
         };
         let checklist = m.checklist.iter().map(|c| c.item.clone()).collect();
         complete_milestone(

@@ -40,6 +40,8 @@ fn only_the_roles_a_transition_names_may_make_it() {
                         access: policy(),
                         acting: by,
                         now: noon(2026, 1, 10),
+                        today: noon(2026, 1, 10).date_naive(),
+                        dunning: &Default::default(),
                     };
                     let result = ordertrail_domain::decide::transition(&order, request(&t.to), &ctx);
                     let what = format!("{workflow_id}: {from} -> {} as {role}", t.to);

@@ -212,7 +212,16 @@ pub fn ctx(order: &Order, by: Acting, now: DateTime<Utc>) -> ChangeContext<'stat
         access: policy(),
         acting: by,
         now,
+        today: now.date_naive(),
+        dunning: dunning_policy(),
     }
+}
+
+/// The default dunning policy (seed 000), for contexts that live as long as the test.
+pub fn dunning_policy() -> &'static ordertrail_domain::payment::DunningPolicy {
+    static DUNNING: std::sync::LazyLock<ordertrail_domain::payment::DunningPolicy> =
+        std::sync::LazyLock::new(Default::default);
+    &DUNNING
 }
 
 /// Applies every event at `at`, returning them for assertions.
@@ -384,16 +393,42 @@ pub fn guard_names<T: std::fmt::Debug>(result: Result<T, DomainError>) -> Vec<St
     failed_guards(result).into_iter().map(|(name, _)| name).collect()
 }
 
-/// The status change of `events`: exactly one, first, followed only by the milestones the transition completes.
+/// The status change of `events`: exactly one, first, followed only by the milestones the transition completes
+/// and the payment triggers it sets off.
 pub fn status_change(events: &Events) -> (&str, &str, &BTreeMap<String, String>) {
     match events.as_slice() {
         [(OrderEvent::StatusChanged { from, to, fields }, _), rest @ ..]
-            if rest
-                .iter()
-                .all(|(e, _)| matches!(e, OrderEvent::MilestoneCompleted { .. })) =>
+            if rest.iter().all(|(e, _)| {
+                matches!(
+                    e,
+                    OrderEvent::MilestoneCompleted { .. } | OrderEvent::PaymentChanged { .. }
+                )
+            }) =>
         {
             (from, to, fields)
         }
         other => panic!("expected one status change, got {other:?}"),
     }
+}
+
+/// Finance records the payment of what is outstanding on installment `number`, paid at `now`; applies it.
+pub fn pay_installment(order: &mut Order, number: u32, now: DateTime<Utc>) -> Events {
+    let outstanding = order
+        .payments
+        .as_ref()
+        .and_then(|s| s.installment(number))
+        .map(|i| i.outstanding())
+        .unwrap_or_else(|| panic!("order {} has no installment {number}", order.number));
+    let input = ordertrail_domain::decide::PaymentInput {
+        installment: Some(number),
+        payment: ordertrail_domain::payment::Payment {
+            amount: outstanding,
+            paid_on: now.date_naive(),
+            method: ordertrail_domain::payment::PaymentMethod::BankTransfer,
+            reference: None,
+        },
+    };
+    let events = ordertrail_domain::decide::record_payment(order, input, &ctx(order, acting(Role::Finance), now))
+        .unwrap_or_else(|e| panic!("the payment was refused: {e}"));
+    apply(order, events, now)
 }

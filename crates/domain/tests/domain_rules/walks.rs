@@ -40,6 +40,14 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     let events = move_to(&mut order, start, Role::AccountManager, noon(2026, 1, 6));
     assert_eq!(step(&events), ("receipt", "design"));
     assert_eq!(events[0].0.kind(), "status_changed");
+    assert_eq!(
+        events[1].0.kind(),
+        "payment_contract_signed",
+        "the deposit falls due at signing (R8)"
+    );
+    // R15: the deposit is received; production work would otherwise pause after 7 days (R9).
+    pay_installment(&mut order, 1, noon(2026, 1, 6));
+    assert!(order.payments.as_ref().is_some_and(|p| p.tracking_started()));
 
     complete_fully(&mut order, "design_approval", noon(2026, 1, 16));
     assert_eq!(
@@ -100,8 +108,9 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     assert_eq!(order.status, "closed");
     assert_eq!(
         order.version,
-        1 + 7 + 5,
-        "creation, seven status changes, five milestones"
+        1 + 7 + 5 + 4,
+        "creation, seven status changes, five milestones, and the payment events: contract signed, deposit paid, \
+         first fitting and delivery making installments 2 and 3 due"
     );
     assert_eq!(order.updated_at, noon(2026, 3, 3));
     assert_eq!(
@@ -174,7 +183,11 @@ fn a_make_to_order_order_walks_from_placed_to_completed() {
     assert_eq!(step(&events), ("shipping", "completed"));
     assert_eq!(milestone(&order, "receipt").completed_by, Some(CUSTOMER));
     assert_eq!(order.fields.get("tracking_url").map(String::as_str), Some(url));
-    assert_eq!(order.version, 1 + 4 + 4);
+    assert_eq!(
+        order.version,
+        1 + 4 + 4 + 1,
+        "creation, four status changes, four milestones, the balance falling due with production"
+    );
     assert_eq!(percent(&order), 100);
 }
 
@@ -209,8 +222,8 @@ fn a_standard_order_walks_from_pending_confirmation_to_completed() {
     let done = confirmed("completed", &[("receipt_confirmed_by", "Maya Lin, by phone")]);
     let events = move_to(&mut order, done, Role::SalesCoordinator, noon(2026, 3, 14));
     assert_eq!(step(&events), ("delivered", "completed"));
-    // Creation, four status changes, and the three milestones they complete.
-    assert_eq!(order.version, 8);
+    // Creation, four status changes, the three milestones they complete, and the payment falling due at delivery.
+    assert_eq!(order.version, 9);
 }
 
 #[test]

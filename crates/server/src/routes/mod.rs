@@ -7,6 +7,7 @@ pub mod follow_ups;
 pub mod issues;
 pub mod milestones;
 pub mod orders;
+pub mod payments;
 pub mod system;
 
 use crate::error::Problem;
