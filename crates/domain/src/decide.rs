@@ -315,8 +315,10 @@ pub fn plan_order(
         updated_at: ctx.now,
     };
     let mut order = order;
-    order.payments = payment::PaymentTemplate::preset(&wf.id)
-        .map(|template| payment::PaymentSchedule::from_template(order.id, order.amount.clone(), &template))
+    order.payments = wf
+        .payment
+        .as_ref()
+        .map(|template| payment::PaymentSchedule::from_template(order.id, order.amount.clone(), template))
         .transpose()?;
     Ok(PlannedOrder { order })
 }

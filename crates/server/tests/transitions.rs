@@ -104,7 +104,10 @@ async fn a_custom_production_order_walks_from_receipt_to_closed_with_the_right_r
         .await)
     .await;
     assert_eq!(moved["status"], "design");
-    assert_eq!(moved["version"], 3, "the status change, and the deposit falling due at signing (R8)");
+    assert_eq!(
+        moved["version"], 3,
+        "the status change, and the deposit falling due at signing (R8)"
+    );
     assert_eq!(moved["fields"]["contract_signed_on"], "2026-02-28");
     assert_eq!(moved["progress"]["phase"]["name"], "Design");
 

@@ -6,6 +6,7 @@
 mod guard;
 pub use guard::{Guard, GuardInput};
 
+use crate::payment::PaymentTemplate;
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -37,6 +38,9 @@ pub struct WorkflowDef {
     pub transitions: Vec<TransitionDef>,
     #[serde(default)]
     pub milestones: Vec<MilestoneDef>,
+    /// How an order's amount is split into installments and what makes each due (R8).
+    #[serde(default)]
+    pub payment: Option<PaymentTemplate>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +135,8 @@ pub struct Workflow {
     pub statuses: Vec<Status>,
     pub transitions: Vec<Transition>,
     pub milestones: Vec<MilestonePlan>,
+    /// The payment template of its orders (R8); none: its orders have no payment schedule.
+    pub payment: Option<PaymentTemplate>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -346,7 +352,8 @@ impl Workflow {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Workflow {
+        let payment = def.payment;
+        let workflow = Workflow {
             id: def.id,
             name: def.name,
             description: def.description,
@@ -371,7 +378,18 @@ impl Workflow {
                 .collect(),
             transitions,
             milestones,
-        })
+            payment: None,
+        };
+        if let Some(template) = &payment {
+            let checked = template.check().and_then(|()| template.check_milestones(&workflow));
+            if let Err(crate::DomainError::Invalid(fields)) = checked {
+                return Err(fields
+                    .into_iter()
+                    .map(|f| format!("payment.{}: {}", f.field, f.message))
+                    .collect());
+            }
+        }
+        Ok(Workflow { payment, ..workflow })
     }
 
     pub fn status(&self, id: &str) -> Option<&Status> {

@@ -756,3 +756,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn each_preset_workflow_carries_its_payment_template() {
+    for id in ["custom-production", "make-to-order", "standard"] {
+        let wf = crate::support::workflow(id);
+        assert_eq!(
+            wf.payment.as_ref(),
+            ordertrail_domain::payment::PaymentTemplate::preset(id).as_ref(),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn a_workflow_whose_payment_names_no_milestone_is_refused_at_load() {
+    let text = r#"
+id = "rush"
+name = "Rush"
+initial = "new"
+create_roles = ["account_manager"]
+statuses = [{ id = "new", name = "New" }, { id = "done", name = "Done", terminal = true }]
+transitions = [{ from = ["new"], to = "done", roles = ["account_manager"] }]
+[[payment.installments]]
+name = "All"
+share = "90%"
+trigger = { kind = "milestone_completed", milestone = "nowhere" }
+"#;
+    let error = ordertrail_domain::workflow::Workflow::from_toml("rush.toml", text).expect_err("refused");
+    let said = error.to_string();
+    assert!(said.contains("rush.toml"), "{said}");
+    assert!(said.contains("payment.installments: shares must sum to 100%"), "{said}");
+}
