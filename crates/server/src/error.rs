@@ -53,6 +53,12 @@ impl ApiError {
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }
+    /// A fault of ours (a broken embedded template): 500, logged.
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        let detail = detail.into();
+        tracing::error!(%detail, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
+    }
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
     }

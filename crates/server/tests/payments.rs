@@ -147,6 +147,26 @@ async fn the_day_5_reminder_is_sent_once_even_if_the_scheduler_runs_every_minute
     }
     let schedule = payments(&w, &id).await;
     assert_eq!(schedule["installments"][0]["state"], "invoiced", "{schedule}");
+    // The invoice prints as HTML.
+    let (status, headers, page) = w
+        .app
+        .get(&format!("/api/v1/orders/{id}/invoices/1"), &w.finance.token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        headers[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    let html = page.as_str().unwrap_or_default();
+    assert!(html.contains(&format!("Invoice INV-{number}-1")), "{html}");
+    assert!(html.contains("625.00"), "{html}");
+    let (status, _, _) = w
+        .app
+        .get(&format!("/api/v1/orders/{id}/invoices/2"), &w.finance.token, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "installment 2 is not invoiced yet");
     let kinds: Vec<Value> = w.events(&id).await.iter().map(|e| e["kind"].clone()).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "dunning_step").count(), 2);
 

@@ -4,6 +4,7 @@
 pub mod change_orders;
 pub mod customers;
 pub mod follow_ups;
+pub mod invoices;
 pub mod issues;
 pub mod milestones;
 pub mod orders;
