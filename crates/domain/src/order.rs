@@ -250,6 +250,14 @@ impl Order {
         }
     }
 
+    /// Moves the milestones not yet completed by `days` (a replan by an issue or a change order).
+    fn shift_open_milestones(&mut self, days: i32) {
+        let shift = TimeDelta::days(i64::from(days));
+        for m in self.milestones.iter_mut().filter(|m| m.completed_at.is_none()) {
+            m.planned_on += shift;
+        }
+    }
+
     /// The issues still open: each is a blocker (R12).
     pub fn open_issues(&self) -> impl Iterator<Item = &Issue> {
         self.issues.iter().filter(|i| i.is_open())
@@ -325,14 +333,23 @@ impl Order {
                 }
                 self.last_follow_up_at = self.last_follow_up_at.max(Some(follow_up.occurred_at));
             }
-            OrderEvent::IssueChanged { issue_id, change } => match self.issues.iter_mut().find(|i| i.id == *issue_id) {
-                Some(issue) => issue.apply(change),
-                None => {
-                    if let IssueChange::Opened { issue } = change {
-                        self.issues.push((**issue).clone());
+            OrderEvent::IssueChanged { issue_id, change } => {
+                match self.issues.iter_mut().find(|i| i.id == *issue_id) {
+                    Some(issue) => issue.apply(change),
+                    None => {
+                        if let IssueChange::Opened { issue } = change {
+                            self.issues.push((**issue).clone());
+                        }
                     }
                 }
-            },
+                // R6: the resolution's replan moves the open milestones and the promise.
+                if let IssueChange::Resolved { resolution, .. } = change {
+                    self.shift_open_milestones(resolution.shift_days);
+                    self.promised_date = resolution
+                        .new_promised_date
+                        .unwrap_or(self.promised_date + TimeDelta::days(i64::from(resolution.shift_days)));
+                }
+            }
             OrderEvent::ChangeOrderChanged {
                 change_order_id,
                 change,
@@ -349,10 +366,7 @@ impl Order {
                     // R7: the approved change moves the money, the promise and the plan, in the same event.
                     self.amount = effects.new_order_amount.clone();
                     self.promised_date = effects.new_promised_date;
-                    let shift = TimeDelta::days(i64::from(effects.milestone_shift_days));
-                    for m in self.milestones.iter_mut().filter(|m| m.completed_at.is_none()) {
-                        m.planned_on += shift;
-                    }
+                    self.shift_open_milestones(effects.milestone_shift_days);
                 }
             }
             OrderEvent::PaymentChanged { change } => {

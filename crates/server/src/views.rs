@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ordertrail_domain::access::FieldVisibility;
 use ordertrail_domain::customer::Contact;
 use ordertrail_domain::ids::{CustomerId, OrderId};
+use ordertrail_domain::issue::{Breach, Issue, breaches};
 use ordertrail_domain::money::Money;
 use ordertrail_domain::order::{DepartmentContact, LineItem, Milestone, Order, OrderType, Participant};
 use ordertrail_domain::progress::{Progress, progress};
@@ -52,8 +53,29 @@ pub struct OrderView {
     /// What the caller's role can do next.
     pub allowed_transitions: Vec<AllowedTransition>,
     pub last_follow_up_at: Option<DateTime<Utc>>,
+    /// The order's issues with the clocks they breached (R10, R36, R34); staff only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issues: Option<Vec<IssueView>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An issue with the clocks it has breached at the time asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssueView {
+    #[serde(flatten)]
+    pub issue: Issue,
+    /// R10 (client not told within the policy's hours), R36 (opened late), R34 (resolution overdue).
+    pub breaches: Vec<Breach>,
+}
+
+impl IssueView {
+    pub fn new(state: &AppState, issue: Issue) -> IssueView {
+        IssueView {
+            breaches: breaches(&issue, &state.org.issue_policy, state.now()),
+            issue,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,6 +147,14 @@ impl OrderView {
             milestones: order.milestones,
             allowed_transitions: allowed,
             last_follow_up_at: order.last_follow_up_at,
+            issues: visible.internal.then(|| {
+                order
+                    .issues
+                    .iter()
+                    .rev()
+                    .map(|i| IssueView::new(state, i.clone()))
+                    .collect()
+            }),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }

@@ -169,6 +169,28 @@ async fn the_r6_protocol_options_client_decision_and_resolution_lift_the_blocker
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "resolved");
+    // The replan: open milestones and the promise move by three days.
+    let replanned = w.order(&id).await;
+    assert_eq!(replanned["promised_date"], "2026-06-04");
+    assert_eq!(replanned["version"], order["version"].as_i64().unwrap_or(0) + 5);
+    for (before, after) in order["milestones"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(replanned["milestones"].as_array().into_iter().flatten())
+    {
+        let day = |v: &Value| {
+            v.as_str()
+                .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+                .expect("date")
+        };
+        assert_eq!(
+            day(&after["planned_on"]),
+            day(&before["planned_on"]) + TimeDelta::days(3),
+            "{}",
+            after["key"]
+        );
+    }
     assert!(body["breaches"].as_array().expect("breaches").is_empty(), "{body}");
     let after = w.order(&id).await;
     let blockers = after["progress"]["blockers"].as_array().expect("blockers");
@@ -213,6 +235,15 @@ async fn an_issue_the_client_was_not_told_of_within_24_hours_is_breached() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, _, list) = w.app.get("/api/v1/issues?breached=true", &w.sd.token, None).await;
     assert_eq!(list[0]["breaches"][0]["rule"], "client_not_told");
+    // And on the order itself.
+    let on_order = w.order(&id).await;
+    let shown: Vec<(String, usize)> = on_order["issues"]
+        .as_array()
+        .expect("issues on the order")
+        .iter()
+        .map(|i| (id_of(i), i["breaches"].as_array().map_or(0, Vec::len)))
+        .collect();
+    assert_eq!(shown, [(id_of(&untold), 1), (id_of(&told), 0)]);
 
     // Told late is still a breach (the record keeps it).
     let (status, body) = step(&w, &id, &untold, "client-told", json!({"channel": "email"})).await;

@@ -134,6 +134,15 @@ pub(crate) fn append_order_events(
             }
             OrderEvent::IssueChanged { issue_id, change } => {
                 let opened = matches!(change, IssueChange::Opened { .. });
+                if let IssueChange::Resolved { resolution, .. } = change
+                    && resolution.shift_days != 0
+                {
+                    for m in order.milestones.iter().filter(|m| m.completed_at.is_none()) {
+                        if !touched.contains(&m.id) {
+                            touched.push(m.id);
+                        }
+                    }
+                }
                 match issues.iter_mut().find(|(id, _)| id == issue_id) {
                     Some((_, new)) => *new |= opened,
                     None => issues.push((*issue_id, opened)),

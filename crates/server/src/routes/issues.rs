@@ -8,34 +8,23 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::views::IssueView;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ordertrail_domain::decide::{IssueCommand, change_issue};
 use ordertrail_domain::ids::OrderId;
 use ordertrail_domain::issue::{
-    Breach, ClientDecisionInput, ClientToldInput, Impact, Issue, IssueId, NewIssue, ProposedOptions, ResolutionInput,
-    SeverityChange, breaches,
+    ClientDecisionInput, ClientToldInput, Impact, Issue, IssueId, NewIssue, ProposedOptions, ResolutionInput,
+    SeverityChange,
 };
 use ordertrail_store::{BreachLimits, IssueQuery};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
-/// An issue with the clocks it has breached at the time asked.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IssueView {
-    #[serde(flatten)]
-    pub issue: Issue,
-    /// R10 (client not told within the policy's hours), R36 (opened late), R34 (resolution overdue).
-    pub breaches: Vec<Breach>,
-}
-
 fn view(state: &AppState, issue: Issue) -> IssueView {
-    IssueView {
-        breaches: breaches(&issue, &state.org.issue_policy, state.now()),
-        issue,
-    }
+    IssueView::new(state, issue)
 }
 
 /// Runs `command` on the order's issue and answers with the issue as it is after the commit.
