@@ -457,6 +457,16 @@ pub fn transition(
     {
         return Err(DomainError::Paused(pause.to_string()));
     }
+    // R7: work waits for a change order's extra deposit once it is due.
+    if t.production_work
+        && let Some(deposit) = order.payments.as_ref().and_then(|s| s.due_change_deposit(ctx.today))
+    {
+        return Err(DomainError::Paused(format!(
+            "paused: installment {} (a change order's extra deposit, due {}) is not paid",
+            deposit.number,
+            deposit.due_on.map_or_else(String::new, |d| d.to_string())
+        )));
+    }
     // A tracking URL given where no guard asks for one must still be valid: the customer will follow it (R21).
     let guarded = |field: &str| {
         t.guards

@@ -1094,6 +1094,19 @@ impl PaymentSchedule {
         })
     }
 
+    /// A change order's extra deposit that has fallen due by `today` and is not paid in full: work (on the
+    /// change, and so on the order) waits for it (R7).
+    pub fn due_change_deposit(&self, today: NaiveDate) -> Option<&Installment> {
+        if self.is_cancelled() {
+            return None;
+        }
+        self.installments.iter().find(|i| {
+            matches!(i.kind, InstallmentKind::ChangeOrderDeposit { .. })
+                && !i.is_paid()
+                && i.due_on.is_some_and(|due| due <= today)
+        })
+    }
+
     /// The day the deposit (installment 1) was paid in full.
     pub fn deposit_paid_on(&self) -> Option<NaiveDate> {
         self.installments.first().and_then(Installment::paid_in_full_on)

@@ -239,6 +239,25 @@ async fn a_change_order_raising_cost_by_25_percent_adds_a_deposit_installment_an
         total, 156_250,
         "the installments sum to the new amount exactly: {schedule}"
     );
+
+    // Work waits for the extra deposit: production work is refused until it is paid.
+    w.complete(&id, "design_approval", &w.design, None).await;
+    let to_pattern = json!({"to": "pattern", "confirm": true});
+    let refused = w.transition(&id, &w.design, None, to_pattern.clone()).await;
+    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "paused");
+    let number = deposit["number"].as_u64().unwrap_or_default() as u32;
+    assert!(
+        refused.2["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("installment {number}")),
+        "{}",
+        refused.2
+    );
+    let (status, reply) = pay(&w, &id, transfer(number, "156.25", "2026-03-02")).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let (status, _, moved) = w.transition(&id, &w.design, None, to_pattern).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
 }
 
 #[tokio::test]
