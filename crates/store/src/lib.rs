@@ -16,6 +16,7 @@ pub mod copy;
 mod engine;
 mod idempotency;
 mod outbox;
+mod people;
 pub mod postgres;
 mod projection;
 mod reads;

@@ -153,19 +153,15 @@ pub(crate) fn append_order_events(
                         "order_id": order.id, "order_number": order.number, "issue_id": issue_id,
                         "to_role": escalation.to_role, "reasons": escalation.reasons, "event_id": id,
                     });
-                    writes
-                        .push(
-                            "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-                             VALUES (?, ?, ?, 'issue.escalation', ?, ?, ?, 'pending', 0, ?)",
-                            1,
-                        )
-                        .id(Uuid::now_v7())
-                        .id(order.id.0)
-                        .id(id)
-                        .text(format!("issue_escalated:{issue_id}"))
-                        .text(message.to_string())
-                        .time(meta.at)
-                        .time(meta.at);
+                    enqueue(
+                        writes,
+                        order,
+                        id,
+                        "issue.escalation",
+                        &format!("issue_escalated:{issue_id}"),
+                        &message,
+                        meta.at,
+                    );
                 }
             }
             OrderEvent::ChangeOrderChanged {
@@ -186,19 +182,15 @@ pub(crate) fn append_order_events(
                     "order_id": order.id, "order_number": order.number, "change_order_id": change_order_id,
                     "step": event.kind(), "informed": change.informed(), "event_id": id,
                 });
-                writes
-                    .push(
-                        "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-                         VALUES (?, ?, ?, 'change_order.step', ?, ?, ?, 'pending', 0, ?)",
-                        1,
-                    )
-                    .id(Uuid::now_v7())
-                    .id(order.id.0)
-                    .id(id)
-                    .text(format!("change_order_step:{id}"))
-                    .text(message.to_string())
-                    .time(meta.at)
-                    .time(meta.at);
+                enqueue(
+                    writes,
+                    order,
+                    id,
+                    "change_order.step",
+                    &format!("change_order_step:{id}"),
+                    &message,
+                    meta.at,
+                );
             }
             OrderEvent::PaymentChanged {
                 change: PaymentChange::Dunning {
@@ -210,20 +202,15 @@ pub(crate) fn append_order_events(
                     "order_id": order.id, "order_number": order.number, "action": action,
                     "invoice_number": invoice_number, "event_id": id,
                 });
-                writes
-                    .push(
-                        "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
-                        1,
-                    )
-                    .id(Uuid::now_v7())
-                    .id(order.id.0)
-                    .id(id)
-                    .text(format!("dunning.{}", action.kind.as_str()))
-                    .text(action.dedupe_key.clone())
-                    .text(message.to_string())
-                    .time(meta.at)
-                    .time(meta.at);
+                enqueue(
+                    writes,
+                    order,
+                    id,
+                    &format!("dunning.{}", action.kind.as_str()),
+                    &action.dedupe_key,
+                    &message,
+                    meta.at,
+                );
             }
             OrderEvent::OrderCreated { .. }
             | OrderEvent::StatusChanged { .. }
@@ -231,19 +218,15 @@ pub(crate) fn append_order_events(
             | OrderEvent::PaymentChanged { .. } => {}
         }
         let message = serde_json::json!({ "event_id": id, "order_id": order.id, "order_number": order.number, "kind": event.kind() });
-        writes
-            .push(
-                "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-                 VALUES (?, ?, ?, 'webhook.order_event', ?, ?, ?, 'pending', 0, ?)",
-                1,
-            )
-            .id(Uuid::now_v7())
-            .id(order.id.0)
-            .id(id)
-            .text(format!("order_event:{id}"))
-            .text(message.to_string())
-            .time(meta.at)
-            .time(meta.at);
+        enqueue(
+            writes,
+            order,
+            id,
+            "webhook.order_event",
+            &format!("order_event:{id}"),
+            &message,
+            meta.at,
+        );
     }
     for (id, new) in issues {
         if let Some(issue) = order.issue(id) {
@@ -306,6 +289,32 @@ fn issue_row(writes: &mut Writes, issue: &Issue, new: bool) -> Result<(), StoreE
             .id(issue.id.0);
     }
     Ok(())
+}
+
+/// Adds a message for the outbox, caused by the order's event `event_id`; the dedupe key makes it unique.
+fn enqueue(
+    writes: &mut Writes,
+    order: &Order,
+    event_id: Uuid,
+    kind: &str,
+    dedupe_key: &str,
+    payload: &serde_json::Value,
+    at: DateTime<Utc>,
+) {
+    writes
+        .push(
+            "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            1,
+        )
+        .id(Uuid::now_v7())
+        .id(order.id.0)
+        .id(event_id)
+        .text(kind)
+        .text(dedupe_key)
+        .text(payload.to_string())
+        .time(at)
+        .time(at);
 }
 
 fn derived(order: &Order, workflows: &Workflows) -> HealthInputs {

@@ -9,17 +9,17 @@ mod sql;
 
 use crate::copy::{self, CopyPage, CopyReport};
 use crate::engine::{unique_as_conflict, write};
-use crate::projection::{self, change_order, create_order};
+use crate::projection::{change_order, create_order};
 use crate::rows::{Kind, Statement, Writes, cells};
 use crate::{
     Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError,
-    StoredEvent, VerifyReport, WriteError, idempotency, outbox, reads, verify,
+    StoredEvent, VerifyReport, WriteError, idempotency, outbox, people, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordertrail_domain::customer::{Customer, User};
 use ordertrail_domain::decide::PlannedOrder;
-use ordertrail_domain::event::{CustomerEvent, NewEvent, ORG_STREAM, OrgEvent, truncate_to_micros};
+use ordertrail_domain::event::{CustomerEvent, NewEvent, OrgEvent, truncate_to_micros};
 use ordertrail_domain::follow_up::FollowUp;
 use ordertrail_domain::ids::{CustomerId, OrderId, UserId};
 use ordertrail_domain::issue::Issue;
@@ -126,23 +126,12 @@ impl Store for PostgresStore {
     }
 
     async fn record_org_event(&self, event: NewEvent<OrgEvent>) -> Result<(), StoreError> {
-        let at = truncate_to_micros(event.at);
         let mut tx = self.begin().await?;
         // The organisation's chain has one writer at a time across instances.
         sqlx::query("SELECT pg_advisory_xact_lock(7231)")
             .execute(&mut *tx)
             .await?;
-        let mut head = reads::head(&mut *tx, ORG_STREAM).await?;
-        let mut writes = Writes::default();
-        projection::org_event(&mut writes, &mut head, &event, at)?;
-        write(&mut *tx, writes, || "the organisation's log moved on".into())
-            .await
-            .map_err(|e| match &event.payload {
-                OrgEvent::UserAdded { user } => {
-                    unique_as_conflict(e, || format!("a user with email {} already exists", user.email))
-                }
-                OrgEvent::TokenIssued { .. } => e,
-            })?;
+        people::record_org_event(&mut *tx, &event).await?;
         commit(tx).await
     }
 
@@ -163,14 +152,8 @@ impl Store for PostgresStore {
     }
 
     async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError> {
-        let at = truncate_to_micros(event.at);
-        let CustomerEvent::CustomerCreated { customer } = &event.payload;
-        let mut writes = Writes::default();
-        projection::new_customer(&mut writes, customer, &event, at)?;
         let mut tx = self.begin().await?;
-        write(&mut *tx, writes, || "the customer already exists".into())
-            .await
-            .map_err(|e| unique_as_conflict(e, || "the customer already exists".into()))?;
+        people::create_customer(&mut *tx, &event).await?;
         commit(tx).await
     }
 
