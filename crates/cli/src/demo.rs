@@ -5,8 +5,8 @@ use chrono::{Days, NaiveDate};
 use ordertrail_domain::Role;
 use ordertrail_domain::customer::{Contact, Language, NewCustomer, User};
 use ordertrail_domain::decide::{
-    Acting, MilestoneCompletion, NewOrder, PaymentInput, TransitionRequest, complete_milestone, log_follow_up,
-    record_payment, transition,
+    Acting, ContractInput, MilestoneCompletion, NewOrder, PaymentInput, TransitionRequest, complete_milestone,
+    log_follow_up, record_payment, sign_contract, transition,
 };
 use ordertrail_domain::follow_up::{
     Channel, Counterpart, CounterpartKind, Direction, ExceptionNote, FollowUpStatus, NewFollowUp,
@@ -195,13 +195,11 @@ async fn seed(state: &AppState) -> Result<(), ApiError> {
         ),
     )
     .await?;
-    let contract = BTreeMap::from([
-        ("contract_signed_on".to_string(), days_ago(today, 19).to_string()),
-        ("deposit_received_on".to_string(), days_ago(today, 18).to_string()),
-    ]);
-    move_to(state, amy, &hamlet, "design", contract).await?;
-    // The deposit (installment 1, due at signing) was paid the day after.
+    // R15: the contract was signed, the deposit (installment 1, due at signing) paid the day after; then
+    // tracking started.
+    sign(state, amy, &hamlet, days_ago(today, 19)).await?;
     pay(state, act(&fay, Role::Finance), &hamlet, 1, days_ago(today, 18)).await?;
+    move_to(state, amy, &hamlet, "design", BTreeMap::new()).await?;
     complete(
         state,
         act(&p.lea, Role::Design),
@@ -365,6 +363,16 @@ async fn move_to(
     app::change_order(state, acting, order.id, move |o, ctx| transition(o, req.clone(), ctx))
         .await
         .map(drop)
+}
+
+/// Records the day the client signed the contract.
+async fn sign(state: &AppState, acting: Acting, order: &Order, on: NaiveDate) -> Result<(), ApiError> {
+    let input = ContractInput { signed_on: on };
+    app::change_order(state, acting, order.id, move |o, ctx| {
+        sign_contract(o, input.clone(), ctx)
+    })
+    .await
+    .map(drop)
 }
 
 /// Records the payment of what is outstanding on installment `number`, by bank transfer.

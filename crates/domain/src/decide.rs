@@ -496,15 +496,9 @@ pub fn transition(
             checklist: m.checklist.clone(),
         })
         .collect();
-    // The payment schedule's triggers (R8): the contract signed, milestones reached, delivery, cancellation.
+    // The payment schedule's triggers (R8) a transition can pull: milestones reached, delivery, cancellation (the
+    // contract is signed by its own step, `sign_contract`).
     let mut triggers = Vec::new();
-    if let Some(on) = req
-        .fields
-        .get("contract_signed_on")
-        .and_then(|d| d.parse::<NaiveDate>().ok())
-    {
-        triggers.push(payment::PaymentChange::ContractSigned { on });
-    }
     for m in order
         .milestones
         .iter()
@@ -1014,6 +1008,41 @@ pub fn record_payment(
         installment: input.installment,
         payment: input.payment,
     };
+    payment_event(order, change)?
+        .map(|event| vec![event])
+        .ok_or_else(|| DomainError::Conflict(format!("order {} has no payment schedule", order.number)))
+}
+
+/// The signed contract as it is recorded: the day the client signed.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractInput {
+    /// The day the client signed the contract (not in the future).
+    pub signed_on: NaiveDate,
+}
+
+/// Records that the client signed the contract (R15): the installments due at signing (the deposit) fall due
+/// that day. By the account manager, the sales coordinator, the sales director or finance. Refused, changing
+/// nothing: a date in the future, a contract already signed, a cancelled order, an order without a schedule.
+pub fn sign_contract(
+    order: &Order,
+    input: ContractInput,
+    ctx: &ChangeContext<'_>,
+) -> Result<Vec<(OrderEvent, Option<String>)>, DomainError> {
+    ctx.visible(order)?;
+    if !matches!(
+        ctx.acting.role,
+        Role::AccountManager | Role::SalesCoordinator | Role::SalesDirector | Role::Finance | Role::Admin
+    ) {
+        return Err(DomainError::RoleNotAllowed {
+            role: ctx.acting.role,
+            action: "record the signed contract".into(),
+        });
+    }
+    if input.signed_on > ctx.today {
+        return Err(DomainError::invalid("signed_on", "must not be in the future"));
+    }
+    let change = payment::PaymentChange::ContractSigned { on: input.signed_on };
     payment_event(order, change)?
         .map(|event| vec![event])
         .ok_or_else(|| DomainError::Conflict(format!("order {} has no payment schedule", order.number)))

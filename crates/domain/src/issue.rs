@@ -30,6 +30,7 @@ use crate::money::Money;
 use crate::role::Role;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -52,17 +53,22 @@ impl From<Uuid> for IssueId {
     }
 }
 
-/// What kind of trouble it is (R5's examples and seed 004's causes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+/// What kind of trouble it is (R5's examples, seed 004's causes, and R13's playbook situations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueKind {
     MaterialDelay,
     DesignChange,
+    /// Production behind schedule.
     Scheduling,
     Quality,
     ScopeDispute,
     Payment,
     ClientDissatisfaction,
+    /// The client does not answer the updates (R13).
+    ClientUnresponsive,
+    /// The client cannot come to a fitting (R13; seed 001: 20% of orders).
+    FittingUnavailable,
     Other,
 }
 
@@ -76,6 +82,8 @@ impl IssueKind {
             IssueKind::ScopeDispute => "scope_dispute",
             IssueKind::Payment => "payment",
             IssueKind::ClientDissatisfaction => "client_dissatisfaction",
+            IssueKind::ClientUnresponsive => "client_unresponsive",
+            IssueKind::FittingUnavailable => "fitting_unavailable",
             IssueKind::Other => "other",
         }
     }
@@ -139,6 +147,9 @@ pub struct IssuePolicy {
     pub client_notice_hours: u32,
     /// An issue must be opened within this many minutes of its discovery (R36: 60).
     pub open_within_minutes: u32,
+    /// R13: the moves the studio tries first for an issue of each kind, shown on the issue. A kind absent from
+    /// the map has none.
+    pub playbook: BTreeMap<IssueKind, Vec<String>>,
 }
 
 impl Default for IssuePolicy {
@@ -162,6 +173,8 @@ struct PolicyFile {
     escalate_to: Option<Role>,
     client_notice_hours: Option<u32>,
     open_within_minutes: Option<u32>,
+    /// Replaces the playbook's moves of the kinds it names; the others keep the preset's.
+    playbook: Option<BTreeMap<IssueKind, Vec<String>>>,
 }
 
 impl IssuePolicy {
@@ -182,7 +195,44 @@ impl IssuePolicy {
             escalate_to: Role::SalesDirector,
             client_notice_hours: 24,
             open_within_minutes: 60,
+            playbook: Self::seed_playbook(),
         }
+    }
+
+    /// R13, seeds 000 and 001: what to do when the client does not answer, production falls behind, or the
+    /// client cannot come to a fitting.
+    pub fn seed_playbook() -> BTreeMap<IssueKind, Vec<String>> {
+        let moves = |items: &[&str]| items.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+        let behind = moves(&[
+            "Assess the impact on the delivery date",
+            "Tell the client before they ask",
+            "Offer a rush fee to keep the date",
+            "Offer phased delivery",
+        ]);
+        BTreeMap::from([
+            (
+                IssueKind::ClientUnresponsive,
+                moves(&[
+                    "Call the client directly",
+                    "Try another channel than the one left unanswered",
+                ]),
+            ),
+            (IssueKind::Scheduling, behind.clone()),
+            (IssueKind::MaterialDelay, behind),
+            (
+                IssueKind::FittingUnavailable,
+                moves(&[
+                    "Schedule backup fitting dates",
+                    "Offer a virtual fitting",
+                    "Fit on a stand-in with the client's measurements",
+                ]),
+            ),
+        ])
+    }
+
+    /// The playbook's moves for an issue of `kind` (R13); empty when it has none.
+    pub fn playbook_for(&self, kind: IssueKind) -> &[String] {
+        self.playbook.get(&kind).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The follow-up toolkit (seed 004, R36): severe when > 3 days late or the customer's core need is hurt;
@@ -242,6 +292,9 @@ impl IssuePolicy {
         if let Some(v) = file.open_within_minutes {
             policy.open_within_minutes = v;
         }
+        if let Some(moves) = file.playbook {
+            policy.playbook.extend(moves);
+        }
         policy.check()?;
         Ok(policy)
     }
@@ -260,6 +313,14 @@ impl IssuePolicy {
         }
         if self.open_within_minutes == 0 {
             p.add("issue_policy.open_within_minutes", "must be at least 1 minute");
+        }
+        for (kind, moves) in &self.playbook {
+            if moves.iter().any(|m| m.trim().is_empty()) {
+                p.add(
+                    format!("issue_policy.playbook.{}", kind.as_str()),
+                    "a move must say what to do (empty text)",
+                );
+            }
         }
         p.into_result()
     }

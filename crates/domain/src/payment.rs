@@ -1141,7 +1141,9 @@ impl PaymentSchedule {
             amount: self.amount.clone(),
             paid: self.paid(),
             outstanding: self.outstanding(),
+            contract_signed_on: self.contract_signed_on,
             tracking_started: self.tracking_started(),
+            tracking_waits_for: self.tracking_waits_for(),
             cancelled: self.is_cancelled(),
             installments: self
                 .installments
@@ -1174,7 +1176,12 @@ pub struct Statement {
     pub amount: Money,
     pub paid: Money,
     pub outstanding: Money,
+    /// The day the client signed the contract (R15); the deposit falls due then.
+    pub contract_signed_on: Option<NaiveDate>,
+    /// R15: tracking starts once the contract is signed and the deposit paid.
     pub tracking_started: bool,
+    /// What tracking still waits for, in words; empty once it started.
+    pub tracking_waits_for: Vec<String>,
     pub cancelled: bool,
     pub installments: Vec<InstallmentLine>,
 }

@@ -78,6 +78,7 @@ fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(change_orders::client_response))
         .routes(routes!(change_orders::withdraw))
         .routes(routes!(payments::get, payments::record))
+        .routes(routes!(payments::contract))
         .routes(routes!(invoices::get))
         .split_for_parts()
 }

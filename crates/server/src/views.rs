@@ -67,12 +67,15 @@ pub struct IssueView {
     pub issue: Issue,
     /// R10 (client not told within the policy's hours), R36 (opened late), R34 (resolution overdue).
     pub breaches: Vec<Breach>,
+    /// R13: the moves the organisation's playbook suggests for an issue of this kind.
+    pub playbook: Vec<String>,
 }
 
 impl IssueView {
     pub fn new(state: &AppState, issue: Issue) -> IssueView {
         IssueView {
             breaches: breaches(&issue, &state.org.issue_policy, state.now()),
+            playbook: state.org.issue_policy.playbook_for(issue.kind).to_vec(),
             issue,
         }
     }

@@ -140,8 +140,8 @@ async fn verify_reports_the_order_and_the_first_broken_seq_after_a_row_is_edited
     assert!(before.broken.is_empty(), "{:?}", before.broken);
     assert!(before.streams >= 4, "org, customers and orders are chained: {before:?}");
 
-    // Someone rewrites the contract date of the status change (seq 2) directly in the database.
-    assert_eq!(events[1]["kind"], "status_changed");
+    // Someone rewrites the day the contract was signed (seq 2) directly in the database.
+    assert_eq!(events[1]["kind"], "payment_contract_signed");
     let done = w
         .app
         .tamper(

@@ -301,6 +301,33 @@ async fn under_seed_004_a_five_day_delay_is_severe_where_seed_000_calls_it_minor
 }
 
 #[tokio::test]
+async fn a_fitting_the_client_cannot_come_to_shows_the_playbooks_moves() {
+    // R13: backup dates, a virtual fitting, a stand-in.
+    let w = World::new().await;
+    let order = w.new_order("custom-production").await;
+    let issue = open(
+        &w,
+        &id_of(&order),
+        issue_body(&w, "fitting_unavailable", json!({"delay_days": 2})),
+    )
+    .await;
+    assert_eq!(
+        issue["playbook"],
+        json!([
+            "Schedule backup fitting dates",
+            "Offer a virtual fitting",
+            "Fit on a stand-in with the client's measurements"
+        ])
+    );
+    let payment = open(&w, &id_of(&order), issue_body(&w, "payment", json!({}))).await;
+    assert_eq!(
+        payment["playbook"],
+        json!([]),
+        "no moves for a kind the playbook does not name"
+    );
+}
+
+#[tokio::test]
 async fn bad_issues_are_refused_and_change_nothing() {
     let w = World::new().await;
     let order = w.new_order("standard").await;

@@ -45,8 +45,17 @@ fn transfer(installment: u32, amount: &str, on: &str) -> Value {
            "method": "bank_transfer", "reference": "BANK-REF-1"})
 }
 
-/// A custom-production order whose contract was signed on 2026-03-01 (the deposit falls due that day).
+/// A custom-production order whose contract was signed on 2026-03-01 (the deposit falls due that day), the
+/// deposit not paid yet.
 async fn signed_order(w: &World) -> String {
+    let order = w.new_order("custom-production").await;
+    let id = id_of(&order);
+    w.sign_contract(&id, "2026-03-01").await;
+    id
+}
+
+/// A custom-production order in Design: contract signed and deposit paid on 2026-03-01, tracking started (R15).
+async fn started_order(w: &World) -> String {
     let order = w.new_order("custom-production").await;
     let id = id_of(&order);
     w.advance(&id, "design").await;
@@ -63,8 +72,40 @@ async fn a_custom_production_order_pays_50_25_25_and_the_deposit_falls_due_at_si
     assert!(before["installments"][0]["due_on"].is_null(), "not signed yet");
     assert_eq!(before["tracking_started"], false);
 
-    w.advance(&id, "design").await;
+    let n = w.app.event_count().await;
+    for (who, on, status) in [
+        (&w.design, "2026-03-01", StatusCode::FORBIDDEN),
+        (&w.am, "2026-03-03", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (got, _, reply) = w
+            .app
+            .post(
+                &format!("/api/v1/orders/{id}/contract"),
+                &who.token,
+                None,
+                json!({"signed_on": on}),
+            )
+            .await;
+        assert_eq!(got, status, "{reply}");
+    }
+    assert_eq!(w.app.event_count().await, n, "refused signatures change nothing");
+    w.sign_contract(&id, "2026-03-01").await;
+    let (status, _, reply) = w
+        .app
+        .post(
+            &format!("/api/v1/orders/{id}/contract"),
+            &w.am.token,
+            None,
+            json!({"signed_on": "2026-03-01"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "signed once: {reply}");
     let after = payments(&w, &id).await;
+    assert_eq!(after["contract_signed_on"], "2026-03-01");
+    assert_eq!(
+        after["tracking_waits_for"],
+        json!(["the deposit paid: 625.00 USD outstanding"])
+    );
     assert_eq!(after["installments"][0]["due_on"], "2026-03-01");
     assert!(
         after["installments"][1]["due_on"].is_null(),
@@ -83,34 +124,37 @@ async fn a_custom_production_order_pays_50_25_25_and_the_deposit_falls_due_at_si
 
 #[tokio::test]
 async fn an_installment_8_days_late_pauses_production_and_a_payment_lifts_the_pause() {
+    // The first fitting is done on 2026-03-02 (today): the mid-project installment (25%) falls due that day.
     let w = World::new().await;
-    let id = signed_order(&w).await;
-    w.complete(&id, "design_approval", &w.design, None).await;
-    let to_pattern = json!({"to": "pattern", "confirm": true});
+    let id = started_order(&w).await;
+    w.advance(&id, "fitting").await;
+    w.complete(&id, "first_fitting", &w.design, None).await;
+    assert_eq!(payments(&w, &id).await["installments"][1]["due_on"], "2026-03-02");
+    let to_final = json!({"to": "final", "confirm": true});
 
-    // Day 7 overdue (2026-03-08): still working, though the firm reminder is due.
-    w.app.set_clock("2026-03-08T12:00:00Z");
+    // Day 7 overdue (2026-03-09): still working, though the firm reminder is due.
+    w.app.set_clock("2026-03-09T12:00:00Z");
     assert!(payments(&w, &id).await["paused"].is_null());
     // Day 8: production work is refused, with the reason.
-    w.app.set_clock("2026-03-09T12:00:00Z");
+    w.app.set_clock("2026-03-10T12:00:00Z");
     assert_eq!(
         payments(&w, &id).await["paused"],
-        "paused: installment 1 is 8 days overdue"
+        "paused: installment 2 is 8 days overdue"
     );
     let before = w.app.event_count().await;
-    let refused = w.transition(&id, &w.design, None, to_pattern.clone()).await;
+    let refused = w.transition(&id, &w.ops, None, to_final.clone()).await;
     assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "paused");
-    assert_eq!(refused.2["detail"], "paused: installment 1 is 8 days overdue");
+    assert_eq!(refused.2["detail"], "paused: installment 2 is 8 days overdue");
     assert_eq!(w.app.event_count().await, before, "nothing was written");
 
     // A partial payment does not lift the pause; paying the rest does.
-    let (status, reply) = pay(&w, &id, transfer(1, "600.00", "2026-03-09")).await;
+    let (status, reply) = pay(&w, &id, transfer(2, "300.00", "2026-03-10")).await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
     assert!(!reply["paused"].is_null());
-    let (status, reply) = pay(&w, &id, transfer(1, "25.00", "2026-03-09")).await;
+    let (status, reply) = pay(&w, &id, transfer(2, "12.50", "2026-03-10")).await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
     assert!(reply["paused"].is_null(), "{reply}");
-    let (status, _, moved) = w.transition(&id, &w.design, None, to_pattern).await;
+    let (status, _, moved) = w.transition(&id, &w.ops, None, to_final).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
 }
 
@@ -197,7 +241,7 @@ async fn the_day_5_reminder_is_sent_once_even_if_the_scheduler_runs_every_minute
 #[tokio::test]
 async fn a_change_order_raising_cost_by_25_percent_adds_a_deposit_installment_and_the_sum_stays_exact() {
     let w = World::new().await;
-    let id = signed_order(&w).await;
+    let id = started_order(&w).await;
     let (status, _, co) = w
         .app
         .post(

@@ -54,7 +54,25 @@ async fn a_custom_production_order_walks_from_receipt_to_closed_with_the_right_r
     let id = id_of(&order);
     let n = w.app.event_count().await;
 
-    // Receipt -> Design: tracking starts when the contract is signed and the deposit received (R15).
+    // Receipt -> Design: tracking starts when the contract is signed and the deposit paid (R15).
+    let body = refused(
+        &w,
+        w.transition(&id, &w.am, None, json!({"to": "design"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "guard-failed",
+        n,
+    )
+    .await;
+    assert_eq!(guard_names(&body), ["deposit_paid"]);
+    assert_eq!(
+        body["guards"][0]["missing"],
+        json!([
+            "waiting for the contract signed",
+            "waiting for the deposit paid: 625.00 USD outstanding"
+        ])
+    );
+    w.sign_contract(&id, "2026-02-28").await;
+    let n = w.app.event_count().await;
     let body = refused(
         &w,
         w.transition(&id, &w.am, None, json!({"to": "design"})).await,
@@ -64,51 +82,24 @@ async fn a_custom_production_order_walks_from_receipt_to_closed_with_the_right_r
     )
     .await;
     assert_eq!(
-        guard_names(&body),
-        ["field:contract_signed_on", "field:deposit_received_on"]
+        body["guards"][0]["missing"],
+        json!(["waiting for the deposit paid: 625.00 USD outstanding"])
     );
-    assert_eq!(body["guards"][0]["missing"], json!(["contract_signed_on is required"]));
-    let body = refused(
-        &w,
-        w.transition(
-            &id,
-            &w.am,
-            None,
-            json!({"to": "design", "fields": {"contract_signed_on": "last tuesday", "deposit_received_on": "2026-03-01"}}),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "guard-failed",
-        n,
-    )
-    .await;
-    assert_eq!(guard_names(&body), ["field:contract_signed_on"]);
-    assert!(
-        body["guards"][0]["missing"][0]
-            .as_str()
-            .unwrap()
-            .contains("must be a date"),
-        "{body}"
-    );
+    w.pay(&id, 1, "USD", "625.00", "2026-03-01").await;
     let moved = ok(w
         .transition(
             &id,
             &w.am,
             None,
-            json!({
-                "to": "design",
-                "note": "Contract signed, deposit in",
-                "fields": {"contract_signed_on": "2026-02-28", "deposit_received_on": "2026-03-01"},
-            }),
+            json!({"to": "design", "note": "Contract signed, deposit in"}),
         )
         .await)
     .await;
     assert_eq!(moved["status"], "design");
     assert_eq!(
-        moved["version"], 3,
-        "the status change, and the deposit falling due at signing (R8)"
+        moved["version"], 4,
+        "the signature (the deposit falls due, R8), the deposit paid, the status change"
     );
-    assert_eq!(moved["fields"]["contract_signed_on"], "2026-02-28");
     assert_eq!(moved["progress"]["phase"]["name"], "Design");
 
     // Design -> Pattern needs the design approval, a client action: approver and every checklist item.

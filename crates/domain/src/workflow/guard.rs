@@ -25,6 +25,8 @@ pub enum Guard {
     ChecklistDone { milestone: String },
     /// The person explicitly confirmed the change (R22: double-check before a status change).
     Confirmed,
+    /// R15: the contract is signed and the deposit (installment 1 of the payment schedule) is paid in full.
+    DepositPaid,
 }
 
 /// How a required field's value is checked.
@@ -68,6 +70,7 @@ impl Guard {
             }
             Guard::ChecklistDone { milestone } => format!("checklist_done:{milestone}"),
             Guard::Confirmed => "confirmed".into(),
+            Guard::DepositPaid => "deposit_paid".into(),
         }
     }
 
@@ -77,6 +80,10 @@ impl Guard {
         match self {
             Guard::Field { field, .. } if field.trim().is_empty() => Err("a field guard names no field".into()),
             Guard::Field { .. } | Guard::Confirmed => Ok(()),
+            Guard::DepositPaid if def.payment.is_none() => {
+                Err("guard deposit_paid needs a payment schedule ([[payment.installments]])".into())
+            }
+            Guard::DepositPaid => Ok(()),
             Guard::MilestonesDone {
                 phase: None,
                 milestones,
@@ -135,6 +142,14 @@ impl Guard {
                         .map(move |item| format!("checklist item '{}' of '{}' is not done", item.item, m.name))
                 })
                 .collect(),
+            Guard::DepositPaid => match &input.order.payments {
+                Some(schedule) => schedule
+                    .tracking_waits_for()
+                    .into_iter()
+                    .map(|what| format!("waiting for {what}"))
+                    .collect(),
+                None => vec!["the order has no payment schedule".into()],
+            },
             Guard::Confirmed => {
                 if input.confirmed {
                     vec![]

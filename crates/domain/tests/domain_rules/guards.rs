@@ -2,6 +2,7 @@
 //! person sees) and through `Guard::evaluate` (what each guard says on its own).
 
 use crate::support::*;
+use chrono::NaiveDate;
 use ordertrail_domain::Role;
 use ordertrail_domain::decide::TransitionRequest;
 use ordertrail_domain::error::{DomainError, GuardFailure};
@@ -228,43 +229,66 @@ fn a_carrier_recorded_on_the_order_shapes_the_tracking_number_check() {
 }
 
 #[test]
-fn tracking_starts_only_with_the_contract_and_deposit_dates() {
-    // R15: custom production moves from receipt to design when the contract is signed and the deposit received.
-    let order = create("custom-production");
-    let start = |given: &[(&str, &str)]| {
-        transition(
-            &order,
-            confirmed("design", given),
-            Role::AccountManager,
-            noon(2026, 1, 6),
+fn tracking_starts_only_once_the_contract_is_signed_and_the_deposit_paid() {
+    // R15: custom production moves from receipt to design when the contract is signed and the deposit paid.
+    let mut order = create("custom-production");
+    let start = |order: &Order| transition(order, confirmed("design", &[]), Role::AccountManager, noon(2026, 1, 6));
+    let deposit = |order: &Order| {
+        let d = order
+            .payments
+            .as_ref()
+            .and_then(|s| s.installment(1))
+            .expect("a deposit");
+        format!("{} {}", d.outstanding().amount_string(), d.outstanding().currency)
+    };
+    assert_eq!(
+        failed_guards(start(&order)),
+        [(
+            "deposit_paid".to_string(),
+            vec![
+                "waiting for the contract signed".to_string(),
+                format!("waiting for the deposit paid: {} outstanding", deposit(&order))
+            ]
+        )]
+    );
+    sign_contract(&mut order, date(2026, 1, 5), noon(2026, 1, 5));
+    assert_eq!(
+        failed_guards(start(&order)),
+        [(
+            "deposit_paid".to_string(),
+            vec![format!("waiting for the deposit paid: {} outstanding", deposit(&order))]
+        )],
+        "signed, not paid"
+    );
+    pay_installment(&mut order, 1, noon(2026, 1, 6));
+    let events = start(&order).expect("signed and paid");
+    assert_eq!(status_change(&events).1, "design");
+}
+
+#[test]
+fn a_contract_is_signed_once_not_in_the_future_and_by_sales_or_finance() {
+    let mut order = create("custom-production");
+    let sign = |order: &Order, on: NaiveDate, role: Role| {
+        ordertrail_domain::decide::sign_contract(
+            order,
+            ordertrail_domain::decide::ContractInput { signed_on: on },
+            &ctx(order, acting(role), noon(2026, 1, 6)),
         )
     };
     assert_eq!(
-        guard_names(start(&[])),
-        ["field:contract_signed_on", "field:deposit_received_on"]
+        invalid_message(sign(&order, date(2026, 1, 7), Role::AccountManager), "signed_on"),
+        "must not be in the future"
     );
-    let failures = failed_guards(start(&[
-        ("contract_signed_on", "05/01/2026"),
-        ("deposit_received_on", "2026-02-30"),
-    ]));
-    assert_eq!(failures.len(), 2);
-    for (guard, missing) in &failures {
-        let field = guard.trim_start_matches("field:");
-        assert_eq!(missing, &[format!("{field} must be a date like 2026-12-01")]);
+    assert!(matches!(
+        sign(&order, date(2026, 1, 5), Role::Design),
+        Err(DomainError::RoleNotAllowed { .. })
+    ));
+    assert!(sign(&order, date(2026, 1, 5), Role::Finance).is_ok());
+    sign_contract(&mut order, date(2026, 1, 5), noon(2026, 1, 5));
+    match sign(&order, date(2026, 1, 6), Role::AccountManager) {
+        Err(DomainError::Conflict(why)) => assert_eq!(why, "the contract was already signed on 2026-01-05"),
+        other => panic!("a second signature must be refused, got {other:?}"),
     }
-    assert_eq!(
-        guard_names(start(&[
-            ("contract_signed_on", "2026-01-05"),
-            ("deposit_received_on", "")
-        ])),
-        ["field:deposit_received_on"]
-    );
-    let events = start(&[
-        ("contract_signed_on", "2026-01-05"),
-        ("deposit_received_on", " 2026-01-06 "),
-    ])
-    .expect("both dates given");
-    assert_eq!(status_change(&events).1, "design");
 }
 
 #[test]

@@ -195,6 +195,42 @@ fn the_issue_policy_reads_from_toml_with_a_preset_and_overrides() {
 }
 
 #[test]
+fn the_playbook_offers_rush_fee_or_phased_delivery_when_production_is_behind() {
+    // R13: unresponsive client -> another channel; behind schedule -> rush fee or phased delivery; fitting
+    // unavailable -> backup dates, virtual fitting, stand-in.
+    let policy = IssuePolicy::default();
+    let behind = policy.playbook_for(IssueKind::Scheduling);
+    assert!(behind.iter().any(|m| m.contains("rush fee")), "{behind:?}");
+    assert!(behind.iter().any(|m| m.contains("phased delivery")), "{behind:?}");
+    assert!(
+        policy
+            .playbook_for(IssueKind::ClientUnresponsive)
+            .iter()
+            .any(|m| m.contains("another channel"))
+    );
+    assert_eq!(policy.playbook_for(IssueKind::FittingUnavailable).len(), 3);
+    assert!(policy.playbook_for(IssueKind::Payment).is_empty());
+
+    // An organisation replaces the moves of a kind and keeps the others.
+    let own = IssuePolicy::from_toml("[playbook]\nclient_unresponsive = [\"Send a WeChat message\"]\n").unwrap();
+    assert_eq!(
+        own.playbook_for(IssueKind::ClientUnresponsive),
+        ["Send a WeChat message"]
+    );
+    assert_eq!(own.playbook_for(IssueKind::Scheduling), behind);
+    let refused = IssuePolicy::from_toml("[playbook]\nquality = [\"  \"]\n");
+    assert_eq!(
+        invalid_fields(refused),
+        ["issue_policy.playbook.quality"],
+        "an empty move is refused"
+    );
+    assert!(
+        IssuePolicy::from_toml("[playbook]\nweather = [\"Wait\"]\n").is_err(),
+        "an unknown kind"
+    );
+}
+
+#[test]
 fn an_issue_with_bad_fields_reports_each_of_them() {
     let input = NewIssue {
         description: "  ".into(),

@@ -432,3 +432,11 @@ pub fn pay_installment(order: &mut Order, number: u32, now: DateTime<Utc>) -> Ev
         .unwrap_or_else(|e| panic!("the payment was refused: {e}"));
     apply(order, events, now)
 }
+
+/// Records the contract signed on `on` (R15), as the account manager.
+pub fn sign_contract(order: &mut Order, on: NaiveDate, now: DateTime<Utc>) -> Events {
+    let input = ordertrail_domain::decide::ContractInput { signed_on: on };
+    let events = ordertrail_domain::decide::sign_contract(order, input, &ctx(order, acting(Role::AccountManager), now))
+        .unwrap_or_else(|e| panic!("the signature was refused: {e}"));
+    apply(order, events, now)
+}

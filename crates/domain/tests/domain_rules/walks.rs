@@ -30,24 +30,19 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     let mut order = create("custom-production");
     assert_eq!((order.status.as_str(), order.version), ("receipt", 1));
 
-    let start = confirmed(
-        "design",
-        &[
-            ("contract_signed_on", "2026-01-05"),
-            ("deposit_received_on", "2026-01-06"),
-        ],
-    );
-    let events = move_to(&mut order, start, Role::AccountManager, noon(2026, 1, 6));
-    assert_eq!(step(&events), ("receipt", "design"));
-    assert_eq!(events[0].0.kind(), "status_changed");
-    assert_eq!(
-        events[1].0.kind(),
-        "payment_contract_signed",
-        "the deposit falls due at signing (R8)"
-    );
-    // R15: the deposit is received; production work would otherwise pause after 7 days (R9).
+    // R15: the contract is signed (the deposit falls due, R8) and the deposit paid; then tracking starts.
+    let signed = sign_contract(&mut order, date(2026, 1, 5), noon(2026, 1, 5));
+    assert_eq!(signed[0].0.kind(), "payment_contract_signed");
     pay_installment(&mut order, 1, noon(2026, 1, 6));
     assert!(order.payments.as_ref().is_some_and(|p| p.tracking_started()));
+    let events = move_to(
+        &mut order,
+        confirmed("design", &[]),
+        Role::AccountManager,
+        noon(2026, 1, 6),
+    );
+    assert_eq!(step(&events), ("receipt", "design"));
+    assert_eq!(events.len(), 1, "the status change alone");
 
     complete_fully(&mut order, "design_approval", noon(2026, 1, 16));
     assert_eq!(
@@ -114,8 +109,8 @@ fn a_custom_production_order_walks_from_receipt_to_closed() {
     );
     assert_eq!(order.updated_at, noon(2026, 3, 3));
     assert_eq!(
-        order.fields.get("contract_signed_on").map(String::as_str),
-        Some("2026-01-05")
+        order.payments.as_ref().and_then(|p| p.contract_signed_on),
+        Some(date(2026, 1, 5))
     );
     assert_eq!(order.fields.get("sign_off_by").map(String::as_str), Some("Maya Lin"));
     assert_eq!(percent(&order), 100);
@@ -257,14 +252,7 @@ fn every_preset_cancels_with_a_reason_and_a_confirmation() {
 #[test]
 fn a_role_the_transition_does_not_name_is_refused() {
     let order = create("custom-production");
-    let start = confirmed(
-        "design",
-        &[
-            ("contract_signed_on", "2026-01-05"),
-            ("deposit_received_on", "2026-01-06"),
-        ],
-    );
-    let refusal = transition(&order, start, Role::Design, noon(2026, 1, 6));
+    let refusal = transition(&order, confirmed("design", &[]), Role::Design, noon(2026, 1, 6));
     match refusal {
         Err(DomainError::RoleNotAllowed { role, action }) => {
             assert_eq!(role, Role::Design);

@@ -1,5 +1,5 @@
 //! The payment schedule of an order (R8, R9, R15): its installments with due dates, what is paid and what is
-//! overdue, whether production is paused; and recording a payment.
+//! overdue, whether production is paused; recording the signed contract and a payment.
 
 use super::CommonProblems;
 use crate::app;
@@ -10,7 +10,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use ordertrail_domain::decide::{PaymentInput, record_payment};
+use ordertrail_domain::decide::{ContractInput, PaymentInput, record_payment, sign_contract};
 use ordertrail_domain::ids::OrderId;
 use ordertrail_domain::order::Order;
 use ordertrail_domain::payment::{Statement, production_pause};
@@ -73,6 +73,27 @@ pub async fn record(
 ) -> ApiResult<(StatusCode, Json<PaymentsView>)> {
     let order = app::change_order(&state, caller.acting(), id, move |order, ctx| {
         record_payment(order, input.clone(), ctx)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &order)?)))
+}
+
+/// Records that the client signed the contract (R15): the deposit falls due that day, and tracking starts once
+/// it is paid. A second signature, a date in the future or a cancelled order is refused and changes nothing.
+#[utoipa::path(post, operation_id = "sign_contract", path = "/api/v1/orders/{id}/contract", tag = "payments", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first result")),
+    request_body = ContractInput,
+    responses((status = 201, description = "The payment schedule after the signature", body = PaymentsView),
+        (status = 409, description = "Already signed, cancelled, or no payment schedule", body = crate::error::Problem, content_type = "application/problem+json"),
+        CommonProblems))]
+pub async fn contract(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OrderId>,
+    ApiJson(input): ApiJson<ContractInput>,
+) -> ApiResult<(StatusCode, Json<PaymentsView>)> {
+    let order = app::change_order(&state, caller.acting(), id, move |order, ctx| {
+        sign_contract(order, input.clone(), ctx)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view(&state, &order)?)))

@@ -430,6 +430,35 @@ impl World {
         }
     }
 
+    /// Records the signed contract (R15) as the account manager; panics unless 201.
+    pub async fn sign_contract(&self, order_id: &str, on: &str) {
+        let (status, _, body) = self
+            .app
+            .post(
+                &format!("/api/v1/orders/{order_id}/contract"),
+                &self.holder_of(Role::AccountManager).token,
+                None,
+                json!({ "signed_on": on }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "sign the contract: {body}");
+    }
+
+    /// Records a bank transfer paying `amount` on installment `number`, as finance; panics unless 201.
+    pub async fn pay(&self, order_id: &str, number: u32, currency: &str, amount: &str, on: &str) {
+        let (status, _, body) = self
+            .app
+            .post(
+                &format!("/api/v1/orders/{order_id}/payments"),
+                &self.finance.token,
+                None,
+                json!({"installment": number, "amount": {"currency": currency, "amount": amount}, "paid_on": on,
+                       "method": "bank_transfer", "reference": "BANK-REF-0"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "pay installment {number}: {body}");
+    }
+
     async fn satisfy(&self, order_id: &str, wf: &Workflow, guard: &Guard, fields: &mut BTreeMap<String, String>) {
         match guard {
             Guard::Field { field, .. } => {
@@ -447,6 +476,27 @@ impl World {
                 fields.entry(field.clone()).or_insert(value);
             }
             Guard::Confirmed => {}
+            Guard::DepositPaid => {
+                let order = self.order(order_id).await;
+                let (status, _, schedule) = self
+                    .app
+                    .get(
+                        &format!("/api/v1/orders/{order_id}/payments"),
+                        &self.finance.token,
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{schedule}");
+                if schedule["contract_signed_on"].is_null() {
+                    self.sign_contract(order_id, "2026-03-01").await;
+                }
+                let deposit = &schedule["installments"][0];
+                if deposit["state"] != "paid" {
+                    let amount = deposit["outstanding"]["amount"].as_str().unwrap();
+                    let currency = order["amount"]["currency"].as_str().unwrap();
+                    self.pay(order_id, 1, currency, amount, "2026-03-01").await;
+                }
+            }
             Guard::MilestonesDone { phase, milestones } => {
                 let order = self.order(order_id).await;
                 for m in order["milestones"].as_array().unwrap() {
