@@ -310,6 +310,8 @@ pub fn plan_order(
         payments: None,
         last_client_update_at: None,
         last_follow_up_at: None,
+        messages_queued: Default::default(),
+        client_update_on: None,
         version: 0,
         created_at: ctx.now,
         updated_at: ctx.now,

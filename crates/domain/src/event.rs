@@ -4,6 +4,7 @@
 
 use crate::change_order::{ChangeOrderChange, ChangeOrderId};
 use crate::customer::{Customer, User};
+use crate::follow_through::{Delivery, MessageKind, QueuedMessage};
 use crate::follow_up::FollowUp;
 use crate::ids::{EventId, MilestoneId, TokenId, UserId};
 use crate::issue::{IssueChange, IssueId};
@@ -95,6 +96,17 @@ pub enum OrderEvent {
     PaymentChanged {
         change: PaymentChange,
     },
+    /// The scheduler queued a message (a reminder, a client update...) for the outbox (R3, R33, R35).
+    MessageQueued {
+        message: QueuedMessage,
+    },
+    /// What became of a message of the order: sent, a failed try, dropped. "Why and when was this sent" is
+    /// answered on the order's timeline.
+    MessageDelivered {
+        kind: MessageKind,
+        dedupe_key: String,
+        delivery: Delivery,
+    },
 }
 
 impl OrderEvent {
@@ -134,6 +146,12 @@ impl OrderEvent {
                 PaymentChange::PaymentRecorded { .. } => "payment_recorded",
                 PaymentChange::ChangeOrderApplied { .. } => "payment_change_order_applied",
                 PaymentChange::Dunning { .. } => "dunning_step",
+            },
+            OrderEvent::MessageQueued { .. } => "message_queued",
+            OrderEvent::MessageDelivered { delivery, .. } => match delivery {
+                Delivery::Sent { .. } => "message_sent",
+                Delivery::Failed { .. } => "message_failed",
+                Delivery::Dropped { .. } => "message_dropped",
             },
         }
     }

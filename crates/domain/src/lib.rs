@@ -17,6 +17,7 @@ pub mod customer;
 pub mod decide;
 pub mod error;
 pub mod event;
+pub mod follow_through;
 pub mod follow_up;
 pub mod ids;
 pub mod issue;

@@ -5,6 +5,7 @@
 use crate::change_order::{ChangeOrder, ChangeOrderChange, ChangeOrderId};
 use crate::customer::Contact;
 use crate::event::OrderEvent;
+use crate::follow_through::{Delivery, MessageKind};
 use crate::follow_up::{FollowUpStatus, Subject};
 use crate::ids::{CustomerId, FollowUpId, MilestoneId, OrderId, UserId};
 use crate::issue::{Issue, IssueChange, IssueId};
@@ -14,7 +15,7 @@ use crate::role::Role;
 use crate::workflow::{DueAnchor, DueDef};
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 
 /// R32: regular, rush or custom. Rush orders get daily client updates (later issue).
@@ -207,6 +208,12 @@ pub struct Order {
     pub last_client_update_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_follow_up_at: Option<DateTime<Utc>>,
+    /// The dedupe keys of the messages the scheduler queued for the order: each is queued once.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub messages_queued: BTreeSet<String>,
+    /// The first day of the last client-update period queued (R3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_update_on: Option<NaiveDate>,
     /// Number of events in the order's log; also its version for optimistic concurrency.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -367,6 +374,17 @@ impl Order {
                     self.amount = effects.new_order_amount.clone();
                     self.promised_date = effects.new_promised_date;
                     self.shift_open_milestones(effects.milestone_shift_days);
+                }
+            }
+            OrderEvent::MessageQueued { message } => {
+                self.messages_queued.insert(message.dedupe_key.clone());
+                if let Some(update) = &message.client_update {
+                    self.client_update_on = self.client_update_on.max(Some(update.period_from));
+                }
+            }
+            OrderEvent::MessageDelivered { kind, delivery, .. } => {
+                if *kind == MessageKind::ClientUpdate && matches!(delivery, Delivery::Sent { .. }) {
+                    self.last_client_update_at = self.last_client_update_at.max(Some(at));
                 }
             }
             OrderEvent::PaymentChanged { change } => {

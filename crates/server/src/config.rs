@@ -4,6 +4,7 @@
 use chrono_tz::Tz;
 use ordertrail_domain::access::AccessPolicy;
 use ordertrail_domain::change_order::ChangeOrderPolicy;
+use ordertrail_domain::follow_through::FollowThroughPolicy;
 use ordertrail_domain::issue::IssuePolicy;
 use ordertrail_domain::number::{DEFAULT_PATTERN, NumberPattern};
 use ordertrail_domain::payment::DunningPolicy;
@@ -44,6 +45,10 @@ pub struct OrganisationConfig {
     /// Dunning (R8, R9): invoice 3 days before due, reminders on the due date and days 5 and 7, production
     /// paused after 7 days overdue, finance escalation after 14.
     pub dunning: DunningPolicy,
+    /// The scheduler's follow-through (R3, R25, R33, R35): `client_update_day` ("Fri"), `client_update_at`
+    /// ("10:00:00"), `reminders_at` ("09:00:00"), `digest_at` ("17:00:00"), `review_client_updates` (false),
+    /// `chase_days_before` (3), `chase_quiet_days` (3), `late_by_days` (2).
+    pub follow_through: FollowThroughPolicy,
 }
 
 impl Default for Config {
@@ -69,6 +74,7 @@ impl Default for OrganisationConfig {
             issues: None,
             change_orders: ChangeOrderPolicy::default(),
             dunning: DunningPolicy::default(),
+            follow_through: FollowThroughPolicy::default(),
         }
     }
 }
@@ -168,6 +174,7 @@ impl Config {
         Ok(Organisation {
             issue_policy,
             change_order_policy: org.change_orders.clone(),
+            follow_through: org.follow_through.clone(),
             dunning_policy: {
                 org.dunning
                     .check()
@@ -195,5 +202,6 @@ pub struct Organisation {
     pub issue_policy: IssuePolicy,
     pub change_order_policy: ChangeOrderPolicy,
     pub dunning_policy: DunningPolicy,
+    pub follow_through: FollowThroughPolicy,
     pub workflows: Workflows,
 }

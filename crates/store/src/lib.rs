@@ -223,13 +223,38 @@ pub struct OutboxMessage {
 }
 
 /// What became of a claimed message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxOutcome {
-    Sent,
-    /// Try again at this time (back-off).
-    RetryAt(DateTime<Utc>),
-    /// Given up: kept for the record, never tried again.
-    Failed,
+    Sent {
+        at: DateTime<Utc>,
+    },
+    /// Try again at this time (back-off), after this error.
+    RetryAt {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// Given up (a dead letter): kept for the record, retried only when a person asks.
+    Failed {
+        at: DateTime<Utc>,
+        error: String,
+    },
+}
+
+/// A message in the outbox as people inspect it (dead letters, drafts, what was sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: Uuid,
+    pub stream_id: Uuid,
+    pub kind: String,
+    pub dedupe_key: String,
+    /// pending, claimed, sent, failed (a dead letter), draft (waits for review).
+    pub state: String,
+    pub attempts: i64,
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub payload: String,
 }
 
 /// Refuses a database whose schema is newer than this program knows.
@@ -285,6 +310,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>, StoreError>;
     /// The users with these ids (unknown ids are left out).
     async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
+    /// Every user (for the digest and for messages to a role).
+    async fn all_users(&self) -> Result<Vec<User>, StoreError>;
 
     // Customers.
     async fn create_customer(&self, event: NewEvent<CustomerEvent>) -> Result<(), StoreError>;
@@ -331,6 +358,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<OutboxMessage>, StoreError>;
     /// Records the outcome of a claimed message; `false` when the worker's claim had run out.
     async fn finish_outbox(&self, id: Uuid, worker: &str, outcome: OutboxOutcome) -> Result<bool, StoreError>;
+    /// Outbox messages in `state` (any when none), of one stream when given, newest first.
+    async fn outbox(
+        &self,
+        state: Option<&str>,
+        stream: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Puts a message that is in one of `from` back in line at `now` (retry a dead letter, send a draft).
+    async fn release_outbox(&self, id: Uuid, from: &[&str], now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Queues a message outside any order's log (the daily digest), once per dedupe key.
+    async fn enqueue_once(
+        &self,
+        stream_id: Uuid,
+        kind: &str,
+        dedupe_key: &str,
+        payload: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The orders the follow-through rules may concern at a date (see `outbox::follow_through_candidates`).
+    async fn follow_through_candidates(
+        &self,
+        milestones: (chrono::NaiveDate, chrono::NaiveDate),
+        client_updates: &[(ordertrail_domain::order::OrderType, chrono::NaiveDate)],
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     // Moving an organisation between databases (see `copy`).
     /// The rows of table `table` (an index into [`copy::TABLES`]) after those of `after`, a page at a time.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use ordertrail_domain::change_order::ChangeOrderChange;
 use ordertrail_domain::customer::Customer;
 use ordertrail_domain::event::{Actor, ChainLink, GENESIS_HASH, OrderEvent, OrgEvent, chain_hash};
+use ordertrail_domain::follow_through::{self, QueuedMessage};
 use ordertrail_domain::ids::MilestoneId;
 use ordertrail_domain::issue::{Issue, IssueChange, IssueId};
 use ordertrail_domain::order::{Order, Relation};
@@ -96,6 +97,7 @@ pub(crate) fn append_order_events(
     head: &mut Head,
     meta: Meta,
     decision: &Decision,
+    workflows: &Workflows,
 ) -> Result<(), StoreError> {
     let mut touched: Vec<MilestoneId> = Vec::new();
     let mut issues: Vec<(IssueId, bool)> = Vec::new();
@@ -212,10 +214,22 @@ pub(crate) fn append_order_events(
                     meta.at,
                 );
             }
+            OrderEvent::MessageQueued { message } => enqueue_message(writes, order, id, message, meta.at)?,
+            // What became of a message is recorded on the timeline; it sends nothing (nor a webhook: a
+            // webhook's delivery would record another event, and so on).
+            OrderEvent::MessageDelivered { .. } => continue,
             OrderEvent::OrderCreated { .. }
             | OrderEvent::StatusChanged { .. }
             | OrderEvent::ChecklistUpdated { .. }
             | OrderEvent::PaymentChanged { .. } => {}
+        }
+        if let Some(wf) = workflows.get(&order.workflow) {
+            for message in follow_through::on_event(order, wf, event, &id.to_string()) {
+                enqueue_message(writes, order, id, &message, meta.at)?;
+            }
+        }
+        if matches!(event, OrderEvent::MessageQueued { .. }) {
+            continue;
         }
         let message = serde_json::json!({ "event_id": id, "order_id": order.id, "order_number": order.number, "kind": event.kind() });
         enqueue(
@@ -301,10 +315,22 @@ fn enqueue(
     payload: &serde_json::Value,
     at: DateTime<Utc>,
 ) {
+    enqueue_in(writes, order, event_id, (kind, dedupe_key, "pending"), payload, at);
+}
+
+/// [`enqueue`] with the row's state: `pending` (the worker sends it) or `draft` (it waits for a person).
+fn enqueue_in(
+    writes: &mut Writes,
+    order: &Order,
+    event_id: Uuid,
+    (kind, dedupe_key, state): (&str, &str, &str),
+    payload: &serde_json::Value,
+    at: DateTime<Utc>,
+) {
     writes
         .push(
             "INSERT INTO outbox (id, stream_id, event_id, kind, dedupe_key, payload, due_at, state, attempts, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
             1,
         )
         .id(Uuid::now_v7())
@@ -314,7 +340,29 @@ fn enqueue(
         .text(dedupe_key)
         .text(payload.to_string())
         .time(at)
+        .text(state)
         .time(at);
+}
+
+/// Queues a message for the delivery worker (kind `message`, payload the [`QueuedMessage`]).
+fn enqueue_message(
+    writes: &mut Writes,
+    order: &Order,
+    event_id: Uuid,
+    message: &QueuedMessage,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let payload = serde_json::to_value(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let state = if message.draft { "draft" } else { "pending" };
+    enqueue_in(
+        writes,
+        order,
+        event_id,
+        ("message", &message.dedupe_key, state),
+        &payload,
+        at,
+    );
+    Ok(())
 }
 
 fn derived(order: &Order, workflows: &Workflows) -> HealthInputs {
@@ -336,6 +384,12 @@ fn search_text(order: &Order) -> String {
     .to_lowercase()
 }
 
+/// The first day of the last client-update period queued, else the day the order was created: the scheduler
+/// asks for orders where it is before the current period's start.
+fn client_update_on(order: &Order) -> chrono::NaiveDate {
+    order.client_update_on.unwrap_or(order.created_at.date_naive())
+}
+
 /// Adds the new order's rows: the order, its people, its milestones.
 pub(crate) fn insert_order(
     writes: &mut Writes,
@@ -347,9 +401,9 @@ pub(crate) fn insert_order(
     writes
         .push(
             "INSERT INTO orders (id, number, workflow, status, customer_id, owner_id, order_type, amount_minor, currency,
-                order_date, promised_date, awaits_delivery, next_due_on, last_planned_on, open_exceptions, search_text,
-                body, version, head_hash, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                order_date, promised_date, awaits_delivery, next_due_on, last_planned_on, open_exceptions,
+                client_update_on, search_text, body, version, head_hash, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             1,
         )
         .id(order.id.0)
@@ -367,6 +421,7 @@ pub(crate) fn insert_order(
         .opt_date(d.next_due_on)
         .opt_date(d.last_planned_on)
         .int(d.open_exceptions as i64)
+        .date(client_update_on(order))
         .text(search_text(order))
         .text(json(order)?)
         .int(order.version)
@@ -424,7 +479,8 @@ pub(crate) fn update_order(
     writes
         .push(
             "UPDATE orders SET status = ?, amount_minor = ?, promised_date = ?, awaits_delivery = ?, next_due_on = ?,
-                last_planned_on = ?, open_exceptions = ?, body = ?, version = ?, head_hash = ?, updated_at = ?
+                last_planned_on = ?, open_exceptions = ?, client_update_on = ?, body = ?, version = ?, head_hash = ?,
+                updated_at = ?
              WHERE id = ? AND version = ?",
             1,
         )
@@ -435,6 +491,7 @@ pub(crate) fn update_order(
         .opt_date(d.next_due_on)
         .opt_date(d.last_planned_on)
         .int(d.open_exceptions as i64)
+        .date(client_update_on(after))
         .text(json(after)?)
         .int(after.version)
         .text(head_hash)
@@ -545,7 +602,7 @@ pub(crate) fn create_order(
     let mut order = (**order).clone();
     order.version = 0;
     let mut head = Head::genesis();
-    append_order_events(writes, &mut order, &mut head, meta, &vec![(created, None)])?;
+    append_order_events(writes, &mut order, &mut head, meta, &vec![(created, None)], workflows)?;
     insert_order(writes, &order, workflows, &head.hash)?;
     Ok((order, head))
 }
@@ -574,7 +631,7 @@ pub(crate) fn change_order(
         seq: before.version,
         hash: head_hash,
     };
-    append_order_events(writes, &mut after, &mut head, meta, &decision)?;
+    append_order_events(writes, &mut after, &mut head, meta, &decision, workflows)?;
     update_order(writes, &after, before.version, workflows, &head.hash)?;
     Ok(Some((after, head)))
 }

@@ -65,6 +65,12 @@ pub(crate) async fn users(sql: &mut dyn Sql, ids: &[UserId]) -> Result<Vec<User>
     sql.fetch(s, USER_KINDS).await?.iter().map(user_from).collect()
 }
 
+/// Every user (the organisation's people and its customers' users), by id.
+pub(crate) async fn all_users(sql: &mut dyn Sql) -> Result<Vec<User>, StoreError> {
+    let s = Statement::new(format!("{USER} ORDER BY u.id"));
+    sql.fetch(s, USER_KINDS).await?.iter().map(user_from).collect()
+}
+
 async fn body<T: serde::de::DeserializeOwned>(
     sql: &mut dyn Sql,
     statement: Statement,

@@ -163,8 +163,11 @@ impl Cells<'_> {
         self.opt_int(i)?.ok_or_else(|| corrupt("number", i))
     }
     pub fn time(&self, i: usize) -> Result<DateTime<Utc>, crate::StoreError> {
+        self.opt_time(i)?.ok_or_else(|| corrupt("time", i))
+    }
+    pub fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>, crate::StoreError> {
         match self.row.get(i) {
-            Some(Value::Time(Some(v))) => Ok(*v),
+            Some(Value::Time(v)) => Ok(*v),
             _ => Err(corrupt("time", i)),
         }
     }

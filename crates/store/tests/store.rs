@@ -543,8 +543,8 @@ async fn concurrent_changes_from_two_servers_make_one_change_per_version(f: Fixt
 }
 
 async fn two_claimers_never_get_the_same_outbox_message(f: Fixture) {
-    // Each new order puts one message in the outbox.
-    for _ in 0..60 {
+    // Each new order puts two messages in the outbox: its webhook event and its acknowledgment (R23).
+    for _ in 0..30 {
         create(
             &f,
             "standard",
@@ -575,7 +575,7 @@ async fn two_claimers_never_get_the_same_outbox_message(f: Fixture) {
                 for message in claimed {
                     assert!(
                         store
-                            .finish_outbox(message.id, worker, OutboxOutcome::Sent)
+                            .finish_outbox(message.id, worker, OutboxOutcome::Sent { at: at(2026, 3, 2) })
                             .await
                             .expect("finish")
                     );
@@ -616,8 +616,15 @@ async fn a_claim_that_runs_out_is_taken_again_and_the_late_worker_cannot_finish_
         .claim_outbox("a", 10, now, TimeDelta::minutes(5))
         .await
         .expect("claim");
-    assert_eq!(first.len(), 1);
+    assert_eq!(first.len(), 2, "the order's webhook message and its acknowledgment");
     assert_eq!(first[0].attempts, 1);
+    // The test follows the first; the second is done.
+    assert!(
+        f.store
+            .finish_outbox(first[1].id, "a", OutboxOutcome::Sent { at: now })
+            .await
+            .expect("finish")
+    );
     // Within the lease nobody else gets it; after it, another worker does.
     assert!(
         f.store
@@ -637,7 +644,7 @@ async fn a_claim_that_runs_out_is_taken_again_and_the_late_worker_cannot_finish_
     );
     assert!(
         !f.store
-            .finish_outbox(first[0].id, "a", OutboxOutcome::Sent)
+            .finish_outbox(first[0].id, "a", OutboxOutcome::Sent { at: at(2026, 3, 2) })
             .await
             .expect("finish"),
         "a's claim ran out"
@@ -646,7 +653,14 @@ async fn a_claim_that_runs_out_is_taken_again_and_the_late_worker_cannot_finish_
     let later = now + TimeDelta::hours(1);
     assert!(
         f.store
-            .finish_outbox(first[0].id, "b", OutboxOutcome::RetryAt(later))
+            .finish_outbox(
+                first[0].id,
+                "b",
+                OutboxOutcome::RetryAt {
+                    at: later,
+                    error: "451 try later".into()
+                }
+            )
             .await
             .expect("finish")
     );

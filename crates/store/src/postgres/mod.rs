@@ -12,8 +12,8 @@ use crate::engine::{unique_as_conflict, write};
 use crate::projection::{change_order, create_order};
 use crate::rows::{Kind, Statement, Writes, cells};
 use crate::{
-    Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError,
-    StoredEvent, VerifyReport, WriteError, idempotency, outbox, people, reads, verify,
+    Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxEntry, OutboxMessage, OutboxOutcome, Store,
+    StoreError, StoredEvent, VerifyReport, WriteError, idempotency, outbox, people, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -303,6 +303,61 @@ impl Store for PostgresStore {
             id,
             worker,
             outcome,
+        )
+        .await
+    }
+
+    async fn all_users(&self) -> Result<Vec<User>, StoreError> {
+        reads::all_users(&mut *self.pool.acquire().await.map_err(unavailable)?).await
+    }
+
+    async fn outbox(
+        &self,
+        state: Option<&str>,
+        stream: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        outbox::list(
+            &mut *self.pool.acquire().await.map_err(unavailable)?,
+            state,
+            stream,
+            limit,
+        )
+        .await
+    }
+
+    async fn release_outbox(&self, id: Uuid, from: &[&str], now: DateTime<Utc>) -> Result<bool, StoreError> {
+        outbox::release(&mut *self.pool.acquire().await.map_err(unavailable)?, id, from, now).await
+    }
+
+    async fn enqueue_once(
+        &self,
+        stream_id: Uuid,
+        kind: &str,
+        dedupe_key: &str,
+        payload: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        outbox::enqueue_once(
+            &mut *self.pool.acquire().await.map_err(unavailable)?,
+            stream_id,
+            kind,
+            dedupe_key,
+            payload,
+            due_at,
+        )
+        .await
+    }
+
+    async fn follow_through_candidates(
+        &self,
+        milestones: (chrono::NaiveDate, chrono::NaiveDate),
+        client_updates: &[(ordertrail_domain::order::OrderType, chrono::NaiveDate)],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        outbox::follow_through_candidates(
+            &mut *self.pool.acquire().await.map_err(unavailable)?,
+            milestones,
+            client_updates,
         )
         .await
     }

@@ -7,8 +7,8 @@ mod sql;
 
 use crate::copy::{self, CopyPage, CopyReport};
 use crate::{
-    Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxMessage, OutboxOutcome, Store, StoreError,
-    StoredEvent, VerifyReport, WriteError, idempotency, outbox, people, reads, verify,
+    Decide, IdempotencyClaim, IssueQuery, Meta, OrderQuery, OutboxEntry, OutboxMessage, OutboxOutcome, Store,
+    StoreError, StoredEvent, VerifyReport, WriteError, idempotency, outbox, people, reads, verify,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -311,6 +311,50 @@ impl Store for SqliteStore {
 
     async fn finish_outbox(&self, id: Uuid, worker: &str, outcome: OutboxOutcome) -> Result<bool, StoreError> {
         outbox::finish(&mut *self.writer.acquire().await?, id, worker, outcome).await
+    }
+
+    async fn all_users(&self) -> Result<Vec<User>, StoreError> {
+        reads::all_users(&mut *self.reader.acquire().await?).await
+    }
+
+    async fn outbox(
+        &self,
+        state: Option<&str>,
+        stream: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        outbox::list(&mut *self.reader.acquire().await?, state, stream, limit).await
+    }
+
+    async fn release_outbox(&self, id: Uuid, from: &[&str], now: DateTime<Utc>) -> Result<bool, StoreError> {
+        outbox::release(&mut *self.writer.acquire().await?, id, from, now).await
+    }
+
+    async fn enqueue_once(
+        &self,
+        stream_id: Uuid,
+        kind: &str,
+        dedupe_key: &str,
+        payload: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        outbox::enqueue_once(
+            &mut *self.writer.acquire().await?,
+            stream_id,
+            kind,
+            dedupe_key,
+            payload,
+            due_at,
+        )
+        .await
+    }
+
+    async fn follow_through_candidates(
+        &self,
+        milestones: (chrono::NaiveDate, chrono::NaiveDate),
+        client_updates: &[(ordertrail_domain::order::OrderType, chrono::NaiveDate)],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        outbox::follow_through_candidates(&mut *self.reader.acquire().await?, milestones, client_updates).await
     }
 
     async fn export_page(&self, table: usize, after: Option<&CopyPage>) -> Result<CopyPage, StoreError> {
