@@ -10,6 +10,8 @@ use ordertrail_domain::ids::CustomerId;
 use ordertrail_server::app;
 use ordertrail_server::clock::Clock;
 use ordertrail_server::config::Config;
+use ordertrail_server::delivery::Deliverer;
+use ordertrail_server::scheduler;
 use ordertrail_server::state::AppState;
 use ordertrail_store::{Store, StoreError};
 use std::path::PathBuf;
@@ -59,14 +61,23 @@ enum Command {
     /// Check every event chain of the audit log and report the first broken link of any order.
     Verify,
     /// Do what fell due by NOW (default: now): invoices, payment reminders, production pauses and finance
-    /// escalations (R8, R9), each once, including what was missed while nothing ran.
+    /// escalations (R8, R9); milestone reminders, overdue notices and chases, client updates and digests (R3,
+    /// R25, R33, R35); each once, including what was missed while nothing ran. `serve` does this every minute.
     Tick {
         /// The time to judge at (RFC 3339, e.g. 2026-11-21T09:00:00Z).
         #[arg(long)]
         now: Option<chrono::DateTime<chrono::Utc>>,
         /// Print what would be done; change nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deliver")]
         dry_run: bool,
+        /// Then deliver what is due (email, Slack, webhooks as configured in [delivery]).
+        #[arg(long)]
+        deliver: bool,
+    },
+    /// The outbox: what was sent, what waits for review, the dead letters.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
     },
     /// Copy a whole organisation (users, customers, orders, events with their hashes, outbox, everything) from
     /// one database to another, e.g. from SQLite to PostgreSQL. The target is migrated first and must be empty.
@@ -102,6 +113,22 @@ enum UserCommand {
         #[arg(long)]
         customer: Option<uuid::Uuid>,
     },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List messages, newest first.
+    List {
+        /// pending, claimed, sent, failed (dead letters) or draft.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put a dead letter back in line, its attempts counted afresh.
+    Retry { id: uuid::Uuid },
+    /// Send a draft that waits for review.
+    Send { id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -208,6 +235,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     "Demo organisation ready. Admin token (shown once):\n  {token}\nTry:\n  curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/orders"
                 ));
             }
+            // The scheduler and the outbox worker run inside the server (a broken template override stops here).
+            let deliverer = Deliverer::new(config.delivery.clone())?;
+            let every = std::time::Duration::from_secs(config.scheduler_interval_seconds.max(1));
+            tokio::spawn(scheduler::run_forever(state.clone(), deliverer, every));
             axum::serve(listener, ordertrail_server::router(state))
                 .with_graceful_shutdown(shutdown())
                 .await
@@ -286,8 +317,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 Ok(ExitCode::from(2))
             }
         }
-        Command::Tick { now, dry_run } => {
-            let (_, state) = open(&cli).await?;
+        Command::Tick { now, dry_run, deliver } => {
+            let (config, state) = open(&cli).await?;
             let now = now.unwrap_or_else(chrono::Utc::now);
             let actions = app::tick(&state, now, *dry_run).await.map_err(|e| e.to_string())?;
             for done in &actions {
@@ -311,6 +342,97 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 "done"
             };
             println!("{} dunning steps {verb} at {now}", actions.len());
+            let queued = scheduler::follow_through(&state, now, *dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            for q in &queued {
+                println!(
+                    "{}: {} due at {}{} [{}]",
+                    q.order_number.as_deref().unwrap_or("-"),
+                    q.kind.as_str(),
+                    q.due_at,
+                    if q.draft { " (draft, waits for review)" } else { "" },
+                    q.dedupe_key
+                );
+            }
+            println!(
+                "{} messages {} at {now}",
+                queued.len(),
+                if *dry_run {
+                    "would be queued (dry run)"
+                } else {
+                    "queued"
+                }
+            );
+            if *deliver {
+                let deliverer = Deliverer::new(config.delivery.clone())?;
+                let worker = format!("tick-{}", uuid::Uuid::now_v7());
+                let mut total = ordertrail_server::delivery::DeliveryReport::default();
+                loop {
+                    let r = ordertrail_server::delivery::deliver_due(&state, &deliverer, &worker, now, 32)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if r == ordertrail_server::delivery::DeliveryReport::default() {
+                        break;
+                    }
+                    total.sent += r.sent;
+                    total.retried += r.retried;
+                    total.dead += r.dead;
+                    total.dropped += r.dropped;
+                }
+                println!(
+                    "delivered: {} sent, {} to retry, {} dead letters, {} dropped",
+                    total.sent, total.retried, total.dead, total.dropped
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox { command } => {
+            let (_, state) = open(&cli).await?;
+            match command {
+                OutboxCommand::List { state: which, limit } => {
+                    let rows = state
+                        .store
+                        .outbox(which.as_deref(), None, *limit)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for r in &rows {
+                        println!(
+                            "{} {:8} {:22} attempts {} due {}{} [{}]",
+                            r.id,
+                            r.state,
+                            r.kind,
+                            r.attempts,
+                            r.due_at,
+                            r.last_error
+                                .as_deref()
+                                .map(|e| format!(" error: {e}"))
+                                .unwrap_or_default(),
+                            r.dedupe_key
+                        );
+                    }
+                    println!("{} messages", rows.len());
+                }
+                OutboxCommand::Retry { id } | OutboxCommand::Send { id } => {
+                    let from = if matches!(command, OutboxCommand::Retry { .. }) {
+                        "failed"
+                    } else {
+                        "draft"
+                    };
+                    if !state
+                        .store
+                        .release_outbox(*id, &[from], chrono::Utc::now())
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        return Err(format!(
+                            "message {id} is not {}",
+                            if from == "failed" { "a dead letter" } else { "a draft" }
+                        ));
+                    }
+                    println!("message {id} is back in line to be sent");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Copy { from, to, replace } => copy(&cli, from, to, *replace).await,

@@ -25,6 +25,10 @@ pub struct Config {
     /// A folder of extra workflow definitions (`*.toml`), loaded after the bundled presets.
     pub workflows_dir: Option<PathBuf>,
     pub organisation: OrganisationConfig,
+    /// Where messages go: SMTP, Slack, signed webhooks, template overrides, retries (see `delivery`).
+    pub delivery: crate::delivery::DeliveryConfig,
+    /// How often `serve` runs the scheduler (dunning, follow-through, delivery), in seconds.
+    pub scheduler_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +63,8 @@ impl Default for Config {
             durability: Durability::Normal,
             workflows_dir: None,
             organisation: OrganisationConfig::default(),
+            delivery: crate::delivery::DeliveryConfig::default(),
+            scheduler_interval_seconds: 60,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -30,7 +31,7 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "Ordertrail API", description = "Orders, workflows, milestones, follow-ups and their audit log. Errors are application/problem+json (RFC 9457). Authenticate with `Authorization: Bearer <token>`; pick the acting role with `X-Ordertrail-Role` when you hold several."),
     modifiers(&BearerAuth),
-    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "change-orders"), (name = "payments"), (name = "customers"), (name = "workflows"), (name = "system"))
+    tags((name = "orders"), (name = "milestones"), (name = "follow-ups"), (name = "issues"), (name = "change-orders"), (name = "payments"), (name = "outbox"), (name = "customers"), (name = "workflows"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -80,6 +81,9 @@ fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(change_orders::withdraw))
         .routes(routes!(payments::get, payments::record))
         .routes(routes!(payments::contract))
+        .routes(routes!(outbox::list))
+        .routes(routes!(outbox::retry))
+        .routes(routes!(outbox::send))
         .routes(routes!(invoices::get))
         .split_for_parts()
 }

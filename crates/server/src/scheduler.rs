@@ -164,3 +164,59 @@ async fn already_queued(state: &AppState, key: &str) -> ApiResult<bool> {
     let recent = state.store.outbox(None, Some(DIGEST_STREAM), 10_000).await?;
     Ok(recent.iter().any(|m| m.dedupe_key == key))
 }
+
+/// One pass of everything that runs by itself at `now`: the dunning steps, the follow-through messages, then
+/// delivery of what is due (until nothing due is left or `max_batches` batches were sent).
+pub async fn pass(
+    state: &AppState,
+    deliverer: &crate::delivery::Deliverer,
+    worker: &str,
+    now: DateTime<Utc>,
+    max_batches: usize,
+) -> ApiResult<PassReport> {
+    let dunning = crate::app::tick(state, now, false).await?.len();
+    let queued = follow_through(state, now, false).await?.len();
+    let mut delivered = crate::delivery::DeliveryReport::default();
+    for _ in 0..max_batches {
+        let r = crate::delivery::deliver_due(state, deliverer, worker, now, 32).await?;
+        let done = r.sent + r.retried + r.dead + r.dropped;
+        delivered.sent += r.sent;
+        delivered.retried += r.retried;
+        delivered.dead += r.dead;
+        delivered.dropped += r.dropped;
+        if done == 0 {
+            break;
+        }
+    }
+    Ok(PassReport {
+        dunning,
+        queued,
+        delivered,
+    })
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    pub dunning: usize,
+    pub queued: usize,
+    pub delivered: crate::delivery::DeliveryReport,
+}
+
+/// Runs [`pass`] every `every` for as long as the server runs (inside `serve`). A failed pass is logged and
+/// the next one tries again: what fell due meanwhile is caught up then.
+pub async fn run_forever(state: AppState, deliverer: crate::delivery::Deliverer, every: std::time::Duration) {
+    let worker = format!("serve-{}", Uuid::now_v7());
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match pass(&state, &deliverer, &worker, state.now(), 20).await {
+            Ok(report) if report.queued + report.dunning + report.delivered.sent > 0 => {
+                tracing::info!(?report, "scheduler pass");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "scheduler pass failed; the next one catches up"),
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod invoices;
 pub mod issues;
 pub mod milestones;
 pub mod orders;
+pub mod outbox;
 pub mod payments;
 pub mod system;
 
