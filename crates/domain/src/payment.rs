@@ -1107,6 +1107,19 @@ impl PaymentSchedule {
         })
     }
 
+    /// The earliest due date of an installment not paid in full (none when cancelled or nothing unpaid is due):
+    /// the scheduler finds the orders dunning may concern by it.
+    pub fn earliest_unpaid_due_on(&self) -> Option<NaiveDate> {
+        if self.is_cancelled() {
+            return None;
+        }
+        self.installments
+            .iter()
+            .filter(|i| !i.is_paid())
+            .filter_map(|i| i.due_on)
+            .min()
+    }
+
     /// The day the deposit (installment 1) was paid in full.
     pub fn deposit_paid_on(&self) -> Option<NaiveDate> {
         self.installments.first().and_then(Installment::paid_in_full_on)

@@ -239,27 +239,18 @@ pub async fn tick(state: &AppState, now: chrono::DateTime<chrono::Utc>, dry_run:
     let today = state.local_date(now);
     let policy = state.org.dunning_policy.clone();
     let mut done = Vec::new();
-    let mut before = None;
-    loop {
-        let page = state
-            .store
-            .list_orders(&ordertrail_store::OrderQuery {
-                visibility: ordertrail_store::Visibility::All,
-                status: None,
-                health: None,
-                owner: None,
-                customer: None,
-                order_type: None,
-                due_before: None,
-                text: None,
-                before,
-                limit: 200,
-                today,
-                late_after_days: state.org.health.late_after_days,
-            })
-            .await?;
-        let Some(last) = page.last() else { break };
-        before = Some(last.id);
+    // By index: orders with an unpaid installment due from long ago (a step missed while nothing ran is still
+    // done) to the invoice's lead time ahead.
+    let from = today - chrono::TimeDelta::days(i64::from(policy.escalate_after_days) + 60);
+    let to = today + chrono::TimeDelta::days(i64::from(policy.invoice_days_before_due));
+    let candidates = state.store.dunning_candidates(from, to).await?;
+    for ids in candidates.chunks(200) {
+        let mut page = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(order) = state.store.order(OrderId(*id)).await? {
+                page.push(order);
+            }
+        }
         for order in page.iter().filter(|o| o.payments.is_some()) {
             let planned = dunning(order, &policy, today)?;
             if planned.is_empty() {

@@ -73,6 +73,7 @@ pub const TABLES: &[Table] = &[
             ("created_at", Time),
             ("updated_at", Time),
             ("client_update_on", Date),
+            ("unpaid_due_on", Date),
         ],
         key: &["id"],
     },

@@ -376,6 +376,9 @@ pub trait Store: Send + Sync + 'static {
         payload: &str,
         due_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// The orders with an unpaid installment due between two dates (dunning's candidates).
+    async fn dunning_candidates(&self, from: chrono::NaiveDate, to: chrono::NaiveDate)
+    -> Result<Vec<Uuid>, StoreError>;
     /// The orders the follow-through rules may concern at a date (see `outbox::follow_through_candidates`).
     async fn follow_through_candidates(
         &self,

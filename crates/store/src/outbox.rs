@@ -210,3 +210,15 @@ pub(crate) async fn enqueue_once(
         .time(due_at);
     Ok(sql.execute(s).await? == 1)
 }
+
+/// The orders dunning may concern between two dates: an unpaid installment fell or falls due in between.
+pub(crate) async fn dunning_candidates(
+    sql: &mut dyn Sql,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut s = Statement::new("SELECT id FROM orders WHERE unpaid_due_on >= ? AND unpaid_due_on <= ? ORDER BY id");
+    s.date(from).date(to);
+    let rows = sql.fetch(s, &[Kind::Id]).await?;
+    rows.iter().map(|row| cells(row).id(0)).collect()
+}

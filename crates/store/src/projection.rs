@@ -390,6 +390,11 @@ fn client_update_on(order: &Order) -> chrono::NaiveDate {
     order.client_update_on.unwrap_or(order.created_at.date_naive())
 }
 
+/// The earliest due date of an unpaid installment: the scheduler's index into dunning.
+fn unpaid_due_on(order: &Order) -> Option<chrono::NaiveDate> {
+    order.payments.as_ref().and_then(|p| p.earliest_unpaid_due_on())
+}
+
 /// Adds the new order's rows: the order, its people, its milestones.
 pub(crate) fn insert_order(
     writes: &mut Writes,
@@ -402,8 +407,8 @@ pub(crate) fn insert_order(
         .push(
             "INSERT INTO orders (id, number, workflow, status, customer_id, owner_id, order_type, amount_minor, currency,
                 order_date, promised_date, awaits_delivery, next_due_on, last_planned_on, open_exceptions,
-                client_update_on, search_text, body, version, head_hash, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                client_update_on, unpaid_due_on, search_text, body, version, head_hash, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             1,
         )
         .id(order.id.0)
@@ -422,6 +427,7 @@ pub(crate) fn insert_order(
         .opt_date(d.last_planned_on)
         .int(d.open_exceptions as i64)
         .date(client_update_on(order))
+        .opt_date(unpaid_due_on(order))
         .text(search_text(order))
         .text(json(order)?)
         .int(order.version)
@@ -479,8 +485,8 @@ pub(crate) fn update_order(
     writes
         .push(
             "UPDATE orders SET status = ?, amount_minor = ?, promised_date = ?, awaits_delivery = ?, next_due_on = ?,
-                last_planned_on = ?, open_exceptions = ?, client_update_on = ?, body = ?, version = ?, head_hash = ?,
-                updated_at = ?
+                last_planned_on = ?, open_exceptions = ?, client_update_on = ?, unpaid_due_on = ?, body = ?, version = ?,
+                head_hash = ?, updated_at = ?
              WHERE id = ? AND version = ?",
             1,
         )
@@ -492,6 +498,7 @@ pub(crate) fn update_order(
         .opt_date(d.last_planned_on)
         .int(d.open_exceptions as i64)
         .date(client_update_on(after))
+        .opt_date(unpaid_due_on(after))
         .text(json(after)?)
         .int(after.version)
         .text(head_hash)

@@ -1,7 +1,10 @@
--- Follow-through (issue 5). The scheduler finds orders whose client update is due by index: the first day of
--- the last client-update period queued (the creation day before any). The outbox keeps the last error of a
+-- Follow-through (issue 5). The scheduler finds orders by index, not by reading every order: those whose client
+-- update is due (the first day of the last client-update period queued; the creation day before any) and those
+-- dunning may concern (the earliest due date of an unpaid installment). The outbox keeps the last error of a
 -- message and when it was sent; 'draft' messages wait for a person, 'failed' ones are the dead letters.
 ALTER TABLE orders ADD COLUMN client_update_on TEXT;
+ALTER TABLE orders ADD COLUMN unpaid_due_on TEXT;
+CREATE INDEX orders_unpaid_due ON orders (unpaid_due_on) WHERE unpaid_due_on IS NOT NULL;
 CREATE INDEX orders_client_update ON orders (order_type, client_update_on) WHERE awaits_delivery = 1;
 ALTER TABLE outbox ADD COLUMN last_error TEXT;
 ALTER TABLE outbox ADD COLUMN finished_at TEXT;

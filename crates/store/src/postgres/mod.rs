@@ -349,6 +349,14 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn dunning_candidates(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        outbox::dunning_candidates(&mut *self.pool.acquire().await.map_err(unavailable)?, from, to).await
+    }
+
     async fn follow_through_candidates(
         &self,
         milestones: (chrono::NaiveDate, chrono::NaiveDate),

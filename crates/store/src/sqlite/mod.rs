@@ -349,6 +349,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn dunning_candidates(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        outbox::dunning_candidates(&mut *self.reader.acquire().await?, from, to).await
+    }
+
     async fn follow_through_candidates(
         &self,
         milestones: (chrono::NaiveDate, chrono::NaiveDate),
