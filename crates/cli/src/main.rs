@@ -2,6 +2,7 @@
 //! log, and benchmark. Thin: every verb calls the same use cases as the HTTP API.
 
 mod bench;
+mod bench_tick;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -94,6 +95,9 @@ enum Command {
     },
     /// Measure the HTTP API against a bare SQLite transaction on this machine (starts its own server).
     Bench(bench::BenchArgs),
+    /// Measure the scheduler's pass over many orders (index queries, follow-through, dunning) and the outbox's
+    /// throughput to a loopback SMTP server.
+    BenchTick(bench_tick::TickBenchArgs),
     /// Print the API's OpenAPI 3.1 document (the one served at /api/v1/openapi.json).
     Openapi,
 }
@@ -237,6 +241,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             // The scheduler and the outbox worker run inside the server (a broken template override stops here).
             let deliverer = Deliverer::new(config.delivery.clone())?;
+            if !deliverer.can_send() {
+                announce(
+                    "Delivery is off: messages are queued (see `ordertrail outbox list`) but not sent until [delivery.smtp], a Slack URL or a webhook is configured.",
+                );
+            }
             let every = std::time::Duration::from_secs(config.scheduler_interval_seconds.max(1));
             tokio::spawn(scheduler::run_forever(state.clone(), deliverer, every));
             axum::serve(listener, ordertrail_server::router(state))
@@ -439,6 +448,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Bench(args) => bench::run(args.clone(), cli.database_url.clone())
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::BenchTick(args) => bench_tick::run(args.clone()).await.map(|()| ExitCode::SUCCESS),
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&ordertrail_server::openapi()).map_err(|e| e.to_string())?;
             println!("{doc}");

@@ -410,6 +410,31 @@ pub fn draft_client_update(
     }
 }
 
+/// How far the scheduler got with a milestone at its current planned date: 0 nothing queued, 1 the chase,
+/// 2 the reminder, 3 the overdue notice. The store keeps it on the milestone's row so the scheduler asks only
+/// about milestones with a step still to come.
+pub fn milestone_stage(order: &Order, milestone: &crate::order::Milestone) -> i64 {
+    [
+        (MessageKind::MilestoneChase, 1),
+        (MessageKind::MilestoneReminder, 2),
+        (MessageKind::MilestoneOverdue, 3),
+    ]
+    .iter()
+    .filter(|(kind, _)| {
+        let key = format!(
+            "{}:{}:{}:{}",
+            order.id,
+            kind.as_str(),
+            milestone.id,
+            milestone.planned_on
+        );
+        order.messages_queued.contains(&key)
+    })
+    .map(|(_, stage)| *stage)
+    .max()
+    .unwrap_or(0)
+}
+
 /// The events that queue `messages` on the order (one each: the log says what was queued and why).
 pub fn queue_events(messages: Vec<QueuedMessage>) -> Vec<(OrderEvent, Option<String>)> {
     messages

@@ -125,6 +125,9 @@ impl Config {
         if let Ok(dir) = std::env::var("ORDERTRAIL_WORKFLOWS_DIR") {
             config.workflows_dir = Some(dir.into());
         }
+        if let Ok(dir) = std::env::var("ORDERTRAIL_TEMPLATES_DIR") {
+            config.delivery.templates_dir = Some(dir.into());
+        }
         if let Ok(durability) = std::env::var("ORDERTRAIL_DURABILITY") {
             config.durability = match durability.as_str() {
                 "normal" => Durability::Normal,

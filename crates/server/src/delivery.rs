@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::scheduler::DIGEST_STREAM;
 use crate::state::AppState;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use futures::StreamExt;
 use ordertrail_domain::customer::{Customer, Language, User};
 use ordertrail_domain::event::{Actor, OrderEvent};
 use ordertrail_domain::follow_through::{Audience, Delivery, MessageKind, QueuedMessage};
@@ -102,6 +103,14 @@ impl Deliverer {
     }
 }
 
+impl Deliverer {
+    /// Whether anything can go out: an SMTP server, a Slack channel or a webhook is configured. Without any,
+    /// `serve` queues messages but does not try to send them (they wait, visible in the outbox).
+    pub fn can_send(&self) -> bool {
+        self.mailer.is_some() || self.config.slack_webhook_url.is_some() || !self.config.webhooks.is_empty()
+    }
+}
+
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryReport {
@@ -137,19 +146,37 @@ pub async fn deliver_due(
         .store
         .claim_outbox(worker, batch, now, TimeDelta::minutes(5))
         .await?;
+    // Several at a time: a send mostly waits on the network (an SMTP exchange is several round trips, and a
+    // server's delayed acknowledgment can hold each message tens of milliseconds).
+    let reports: Vec<ApiResult<DeliveryReport>> = futures::stream::iter(claimed)
+        .map(|message| async move {
+            let outcome = match handle(state, d, &message, now).await {
+                Ok(outcome) => outcome,
+                Err(e) => Outcome::Failed {
+                    error: e.to_string(),
+                    permanent: false,
+                },
+            };
+            let mut report = DeliveryReport::default();
+            record(state, d, worker, &message, outcome, now, &mut report).await?;
+            Ok(report)
+        })
+        .buffer_unordered(CONCURRENT_SENDS)
+        .collect()
+        .await;
     let mut report = DeliveryReport::default();
-    for message in claimed {
-        let outcome = match handle(state, d, &message, now).await {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome::Failed {
-                error: e.to_string(),
-                permanent: false,
-            },
-        };
-        record(state, d, worker, &message, outcome, now, &mut report).await?;
+    for r in reports {
+        let r = r?;
+        report.sent += r.sent;
+        report.retried += r.retried;
+        report.dead += r.dead;
+        report.dropped += r.dropped;
     }
     Ok(report)
 }
+
+/// Messages a worker sends at the same time.
+const CONCURRENT_SENDS: usize = 8;
 
 /// Records the outcome on the row and, for a message about an order, on its timeline.
 async fn record(

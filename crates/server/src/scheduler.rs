@@ -38,14 +38,19 @@ pub async fn follow_through(state: &AppState, now: DateTime<Utc>, dry_run: bool)
     let policy = state.org.follow_through.clone();
     let local = now.with_timezone(&state.org.time_zone).naive_local();
     let today = local.date();
-    // Milestones from those overdue at most `late_by_days` ago to those a chase looks ahead to.
-    let from = today - TimeDelta::days(1 + i64::from(policy.late_by_days));
-    let to = today + TimeDelta::days(i64::from(policy.chase_days_before.max(1)));
+    // Milestones from those overdue at most `late_by_days` ago to those a chase looks ahead to, with a step
+    // whose day has come and that is not queued yet.
+    let window = ordertrail_store::MilestoneWindow {
+        from: today - TimeDelta::days(1 + i64::from(policy.late_by_days)),
+        chase_to: today + TimeDelta::days(i64::from(policy.chase_days_before)),
+        remind_to: today + TimeDelta::days(1),
+        overdue_to: today - TimeDelta::days(1),
+    };
     let periods: Vec<_> = client_update_periods(&policy, local)
         .into_iter()
         .filter_map(|(t, start)| start.map(|s| (t, s)))
         .collect();
-    let candidates = state.store.follow_through_candidates((from, to), &periods).await?;
+    let candidates = state.store.follow_through_candidates(&window, &periods).await?;
     let mut queued = Vec::new();
     for id in candidates {
         let Some(order) = state.store.order(OrderId(id)).await? else {
@@ -207,11 +212,13 @@ pub struct PassReport {
 /// the next one tries again: what fell due meanwhile is caught up then.
 pub async fn run_forever(state: AppState, deliverer: crate::delivery::Deliverer, every: std::time::Duration) {
     let worker = format!("serve-{}", Uuid::now_v7());
+    // Without an SMTP server, Slack or webhook, messages are queued (and visible in the outbox) but not tried.
+    let batches = if deliverer.can_send() { 20 } else { 0 };
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match pass(&state, &deliverer, &worker, state.now(), 20).await {
+        match pass(&state, &deliverer, &worker, state.now(), batches).await {
             Ok(report) if report.queued + report.dunning + report.delivered.sent > 0 => {
                 tracing::info!(?report, "scheduler pass");
             }

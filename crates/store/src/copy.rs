@@ -95,6 +95,7 @@ pub const TABLES: &[Table] = &[
             ("owner_id", Id),
             ("client_action", Bool),
             ("completed_at", Time),
+            ("follow_through_stage", Int),
         ],
         key: &["order_id", "key"],
     },

@@ -240,6 +240,17 @@ pub enum OutboxOutcome {
     },
 }
 
+/// The milestones the follow-through pass asks about: open, planned on or after `from`, and with a step due by
+/// its cut-off and not queued yet (chase up to `chase_to`, reminder up to `remind_to`, overdue notice up to
+/// `overdue_to`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MilestoneWindow {
+    pub from: chrono::NaiveDate,
+    pub chase_to: chrono::NaiveDate,
+    pub remind_to: chrono::NaiveDate,
+    pub overdue_to: chrono::NaiveDate,
+}
+
 /// A message in the outbox as people inspect it (dead letters, drafts, what was sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -382,7 +393,7 @@ pub trait Store: Send + Sync + 'static {
     /// The orders the follow-through rules may concern at a date (see `outbox::follow_through_candidates`).
     async fn follow_through_candidates(
         &self,
-        milestones: (chrono::NaiveDate, chrono::NaiveDate),
+        milestones: &MilestoneWindow,
         client_updates: &[(ordertrail_domain::order::OrderType, chrono::NaiveDate)],
     ) -> Result<Vec<Uuid>, StoreError>;
 

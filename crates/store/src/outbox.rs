@@ -5,7 +5,7 @@
 
 use crate::engine::Sql;
 use crate::rows::{Kind, Statement, cells};
-use crate::{OutboxEntry, OutboxMessage, OutboxOutcome, StoreError};
+use crate::{MilestoneWindow, OutboxEntry, OutboxMessage, OutboxOutcome, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use ordertrail_domain::order::OrderType;
 use uuid::Uuid;
@@ -94,17 +94,23 @@ pub(crate) async fn finish(
 }
 
 /// The orders the follow-through rules may have something for (by index, not by scanning every order): those
-/// with an open milestone planned between `milestones.0` and `milestones.1`, and, per order type, those still
-/// awaiting delivery whose last client update was queued before the current period's first day.
+/// with an open milestone in the window whose next step (chase, reminder, overdue notice) is not queued yet,
+/// and, per order type, those still awaiting delivery whose last client update was queued before the current
+/// period's first day.
 pub(crate) async fn follow_through_candidates(
     sql: &mut dyn Sql,
-    milestones: (NaiveDate, NaiveDate),
+    milestones: &MilestoneWindow,
     client_updates: &[(OrderType, NaiveDate)],
 ) -> Result<Vec<Uuid>, StoreError> {
     let mut s = Statement::new(
-        "SELECT order_id FROM milestones WHERE completed_at IS NULL AND planned_on >= ? AND planned_on <= ?",
+        "SELECT order_id FROM milestones WHERE completed_at IS NULL AND planned_on >= ? AND (
+             (planned_on <= ? AND follow_through_stage < 1) OR (planned_on <= ? AND follow_through_stage < 2)
+             OR (planned_on <= ? AND follow_through_stage < 3))",
     );
-    s.date(milestones.0).date(milestones.1);
+    s.date(milestones.from)
+        .date(milestones.chase_to)
+        .date(milestones.remind_to)
+        .date(milestones.overdue_to);
     for (order_type, since) in client_updates {
         s.sql(" UNION SELECT id FROM orders WHERE awaits_delivery = ? AND order_type = ? AND client_update_on < ?")
             .bool(true)

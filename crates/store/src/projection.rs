@@ -214,7 +214,14 @@ pub(crate) fn append_order_events(
                     meta.at,
                 );
             }
-            OrderEvent::MessageQueued { message } => enqueue_message(writes, order, id, message, meta.at)?,
+            OrderEvent::MessageQueued { message } => {
+                if let Some(milestone_id) = message.milestone_id
+                    && !touched.contains(&milestone_id)
+                {
+                    touched.push(milestone_id);
+                }
+                enqueue_message(writes, order, id, message, meta.at)?
+            }
             // What became of a message is recorded on the timeline; it sends nothing (nor a webhook: a
             // webhook's delivery would record another event, and so on).
             OrderEvent::MessageDelivered { .. } => continue,
@@ -250,12 +257,14 @@ pub(crate) fn append_order_events(
     for m in touched.iter().filter_map(|id| order.milestone(*id)) {
         writes
             .push(
-                "UPDATE milestones SET planned_on = ?, owner_id = ?, completed_at = ? WHERE order_id = ? AND key = ?",
+                "UPDATE milestones SET planned_on = ?, owner_id = ?, completed_at = ?, follow_through_stage = ?
+                 WHERE order_id = ? AND key = ?",
                 1,
             )
             .date(m.planned_on)
             .opt_id(m.owner_id.map(|u| u.0))
             .opt_time(m.completed_at)
+            .int(follow_through::milestone_stage(order, m))
             .id(order.id.0)
             .text(m.key.clone());
     }

@@ -359,7 +359,7 @@ impl Store for SqliteStore {
 
     async fn follow_through_candidates(
         &self,
-        milestones: (chrono::NaiveDate, chrono::NaiveDate),
+        milestones: &crate::MilestoneWindow,
         client_updates: &[(ordertrail_domain::order::OrderType, chrono::NaiveDate)],
     ) -> Result<Vec<Uuid>, StoreError> {
         outbox::follow_through_candidates(&mut *self.reader.acquire().await?, milestones, client_updates).await
