@@ -21,7 +21,7 @@ use ordertrail_domain::order::{Order, Relation};
 use ordertrail_domain::payment::{DunningAction, DunningKind};
 use ordertrail_domain::progress::{Health, progress};
 use ordertrail_domain::role::Role;
-use ordertrail_notify::email::{Email, InlineImage, Mailer, SendError, SmtpSettings};
+use ordertrail_notify::email::{Attachment, Email, InlineImage, Mailer, SendError, SmtpSettings};
 use ordertrail_notify::templates::{Lang, Templates};
 use ordertrail_notify::timeline::{Timeline, TimelineMilestone, timeline_png};
 use ordertrail_notify::webhook::WebhookClient;
@@ -397,6 +397,10 @@ async fn handle(state: &AppState, d: &Deliverer, m: &OutboxMessage, now: DateTim
                 (Some(order), MessageKind::ClientUpdate) => timeline_image(state, order, now),
                 _ => Vec::new(),
             };
+            let attachments = match (&order, queued.kind) {
+                (Some(order), MessageKind::PaymentInvoice) => invoice_attachment(state, order, m),
+                _ => Vec::new(),
+            };
             let email = Email {
                 message_id: message_id.clone(),
                 to: vec![format!("{} <{}>", r.name.replace(['<', '>', '"'], ""), r.email)],
@@ -404,7 +408,7 @@ async fn handle(state: &AppState, d: &Deliverer, m: &OutboxMessage, now: DateTim
                 text: rendered.text,
                 html: rendered.html,
                 inline_images,
-                attachments: Vec::new(),
+                attachments,
             };
             if let Err(e) = mailer.send(&email).await {
                 return Ok(failure(e));
@@ -864,6 +868,32 @@ fn timeline_image(state: &AppState, order: &Order, now: DateTime<Utc>) -> Vec<In
         }],
         Err(e) => {
             tracing::warn!(order = %order.number, error = %e, "the timeline picture could not be drawn");
+            Vec::new()
+        }
+    }
+}
+
+/// The invoice itself, as a printable HTML file, on the invoice email (R8).
+fn invoice_attachment(state: &AppState, order: &Order, m: &OutboxMessage) -> Vec<Attachment> {
+    let payload: Value = serde_json::from_str(&m.payload).unwrap_or(Value::Null);
+    let Some(number) = payload["action"]["installment"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+    else {
+        return Vec::new();
+    };
+    match crate::routes::invoices::render(state, order, number) {
+        Ok(Some(html)) => {
+            let name = payload["invoice_number"].as_str().unwrap_or("invoice");
+            vec![Attachment {
+                filename: format!("{name}.html"),
+                content_type: "text/html; charset=utf-8".into(),
+                bytes: html.into_bytes(),
+            }]
+        }
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(order = %order.number, error = %e, "the invoice could not be attached");
             Vec::new()
         }
     }

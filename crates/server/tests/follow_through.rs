@@ -466,3 +466,73 @@ async fn client_updates_wait_for_review_when_the_policy_says_so_and_the_account_
     p.pass("2026-03-06T10:30:00Z").await;
     assert_eq!(p.mail("buyer@example.com", "Weekly").len(), 1);
 }
+
+#[tokio::test]
+async fn the_invoice_reaches_the_customer_with_the_invoice_attached_and_is_sent_once() {
+    let p = Post::new().await;
+    let order = p.w.new_order("custom-production").await;
+    let id = id_of(&order);
+    // The contract is signed today: the deposit falls due today, so its invoice goes out at once (R8).
+    p.w.sign_contract(&id, TODAY).await;
+    p.pass("2026-03-02T12:05:00Z").await;
+    p.pass("2026-03-02T12:20:00Z").await;
+    let invoices: Vec<ReceivedMail> = p
+        .sink
+        .messages()
+        .into_iter()
+        .filter(|m| m.envelope_to.iter().any(|t| t == "buyer@example.com") && m.subject.contains("INV-"))
+        .collect();
+    assert_eq!(
+        invoices.len(),
+        1,
+        "{:?}",
+        p.sink.messages().iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    let attached = invoices[0]
+        .parts()
+        .into_iter()
+        .find(|part| {
+            part.filename
+                .as_deref()
+                .is_some_and(|f| f.starts_with("INV-") && f.ends_with(".html"))
+        })
+        .expect("the invoice is attached");
+    let html = String::from_utf8_lossy(&attached.body);
+    assert!(html.contains("625.00"), "the deposit's amount: {html}");
+}
+
+#[tokio::test]
+async fn internal_messages_go_to_slack_without_the_customer_when_confidential() {
+    for confidential in [false, true] {
+        let slack = WebhookReceiver::start(b"unused").await;
+        let p = Post::with(
+            |_| {},
+            |d| {
+                d.slack_webhook_url = Some(slack.url("/services/T000/B000/XXXX"));
+                d.confidential = confidential;
+            },
+        )
+        .await;
+        let order = p.w.new_order("custom-production").await;
+        p.pass("2026-03-15T09:05:00Z").await;
+        let posts = slack.received();
+        let reminder = posts
+            .iter()
+            .find(|h| {
+                h.body["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("milestone reminder")
+            })
+            .unwrap_or_else(|| panic!("the reminder on Slack: {posts:?}"));
+        let text = reminder.body["text"].as_str().unwrap_or_default();
+        assert!(text.contains(order["number"].as_str().unwrap_or("?")), "{text}");
+        assert_eq!(text.contains("Acme Theatre"), !confidential, "R40: {text}");
+        assert!(
+            !posts
+                .iter()
+                .any(|h| h.body["text"].as_str().unwrap_or_default().contains("acknowledgment")),
+            "customer messages do not go to Slack: {posts:?}"
+        );
+    }
+}

@@ -244,27 +244,20 @@ fn expected(w: &World, order: &Value, payments: &Value, run: Run) -> BTreeMap<Ke
             continue;
         };
         let n = item["number"].to_string();
-        let day = |offset: i64| {
-            let on = due + TimeDelta::days(offset);
-            (on, london(on, 0))
-        };
-        let steps: [(&str, (NaiveDate, DateTime<Utc>), Vec<String>); 6] = [
-            ("payment_invoice", day(-3), customer.clone()),
-            ("payment_due", day(0), customer.clone()),
-            ("payment_friendly", day(5), customer.clone()),
-            ("payment_firm", day(7), customer.clone()),
+        let on = |offset: i64| due + TimeDelta::days(offset);
+        // (kind, its day, who, the last day it is worth sending: a reminder until the next one is due, since
+        // the latest reminder reached supersedes the earlier ones)
+        let steps = [
+            ("payment_invoice", on(-3), customer.clone(), on(10_000)),
+            ("payment_due", on(0), customer.clone(), on(4)),
+            ("payment_friendly", on(5), customer.clone(), on(6)),
+            ("payment_firm", on(7), customer.clone(), on(10_000)),
             // "After 7 days": once more than 7 days overdue, i.e. from day 8; "after 14": from day 15.
-            ("payment_pause", day(8), holders(Role::SalesDirector)),
-            ("payment_escalation", day(15), holders(Role::Finance)),
+            ("payment_pause", on(8), holders(Role::SalesDirector), on(10_000)),
+            ("payment_escalation", on(15), holders(Role::Finance), on(10_000)),
         ];
-        for (kind, (on, at), to) in steps {
-            // Each reminder is worth sending until the next one is due (the latest reached supersedes it).
-            let last_day = match kind {
-                "payment_due" => on + TimeDelta::days(4),
-                "payment_friendly" => on + TimeDelta::days(1),
-                _ => on + TimeDelta::days(10_000),
-            };
-            add(kind, &n, &to, run.pass_for(at, last_day));
+        for (kind, day, to, last_day) in steps {
+            add(kind, &n, &to, run.pass_for(london(day, 0), last_day));
         }
     }
 

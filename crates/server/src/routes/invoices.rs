@@ -31,15 +31,21 @@ pub async fn get(
             caller.role
         )));
     }
+    render(&state, &order, number)?
+        .map(Html)
+        .ok_or_else(|| ApiError::not_found("invoice"))
+}
+
+/// The invoice of installment `number` as HTML; none until it is invoiced. Also attached to the invoice email.
+pub fn render(state: &AppState, order: &ordertrail_domain::order::Order, number: u32) -> ApiResult<Option<String>> {
     let installment = order
         .payments
         .as_ref()
         .and_then(|s| s.installment(number))
         .ok_or_else(|| ApiError::not_found("installment"))?;
-    let invoice = installment
-        .invoice
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("invoice"))?;
+    let Some(invoice) = installment.invoice.as_ref() else {
+        return Ok(None);
+    };
     let mut env = minijinja::Environment::new();
     env.add_template("invoice.html", TEMPLATE)
         .map_err(|e| ApiError::internal(format!("the invoice template: {e}")))?;
@@ -56,5 +62,5 @@ pub async fn get(
             }))))
         })
         .map_err(|e| ApiError::internal(format!("rendering the invoice: {e}")))?;
-    Ok(Html(page))
+    Ok(Some(page))
 }
