@@ -143,6 +143,8 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS provider for the process (SMTP over TLS, webhooks, the bench's HTTP client).
+    ordertrail_notify::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ORDERTRAIL_LOG").unwrap_or_else(|_| "warn".into()),

@@ -166,6 +166,7 @@ fn the_demo_server_answers_with_orders_in_every_preset_and_verify_catches_tamper
     let (mut child, base, token) = start_demo(&db);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (health, workflows) = rt.block_on(async {
+        ordertrail_notify::install_crypto_provider();
         let client = reqwest::Client::new();
         let health = client
             .get(format!("{base}/api/v1/health"))

@@ -88,6 +88,7 @@ async fn two_servers_on_one_database_make_one_change_per_version_and_unique_numb
         .expect("token issue runs");
     let token = String::from_utf8_lossy(&issued.stdout).trim().to_string();
     assert!(token.starts_with("ot_"), "{}", String::from_utf8_lossy(&issued.stderr));
+    ordertrail_notify::install_crypto_provider();
     let client = reqwest::Client::new();
     let (_, me) = send(
         &client,
@@ -244,6 +245,7 @@ async fn a_server_whose_database_goes_away_says_503_and_recovers_by_itself() {
 
     // It starts while the database does not answer.
     let server = serve(url.as_str(), false);
+    ordertrail_notify::install_crypto_provider();
     let client = reqwest::Client::new();
     let health = || async {
         let response = client

@@ -311,6 +311,7 @@ pub fn plan_order(
         last_client_update_at: None,
         last_follow_up_at: None,
         messages_queued: Default::default(),
+        messages_delivered: Default::default(),
         client_update_on: None,
         version: 0,
         created_at: ctx.now,

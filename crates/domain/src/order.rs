@@ -211,6 +211,10 @@ pub struct Order {
     /// The dedupe keys of the messages the scheduler queued for the order: each is queued once.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub messages_queued: BTreeSet<String>,
+    /// The dedupe keys of the messages whose delivery (or drop) is recorded: a message claimed again after a
+    /// crash between recording and finishing it is not sent twice.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub messages_delivered: BTreeSet<String>,
     /// The first day of the last client-update period queued (R3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_update_on: Option<NaiveDate>,
@@ -382,9 +386,16 @@ impl Order {
                     self.client_update_on = self.client_update_on.max(Some(update.period_from));
                 }
             }
-            OrderEvent::MessageDelivered { kind, delivery, .. } => {
+            OrderEvent::MessageDelivered {
+                kind,
+                dedupe_key,
+                delivery,
+            } => {
                 if *kind == MessageKind::ClientUpdate && matches!(delivery, Delivery::Sent { .. }) {
                     self.last_client_update_at = self.last_client_update_at.max(Some(at));
+                }
+                if matches!(delivery, Delivery::Sent { .. } | Delivery::Dropped { .. }) {
+                    self.messages_delivered.insert(dedupe_key.clone());
                 }
             }
             OrderEvent::PaymentChanged { change } => {

@@ -78,7 +78,8 @@ pub struct Deliverer {
     pub config: DeliveryConfig,
     templates: Templates,
     mailer: Option<Mailer>,
-    http: WebhookClient,
+    /// Built only when Slack or a webhook is configured (reading the system's root certificates takes time).
+    http: Option<WebhookClient>,
 }
 
 impl Deliverer {
@@ -93,7 +94,11 @@ impl Deliverer {
             .map(Mailer::new)
             .transpose()
             .map_err(|e| format!("[delivery.smtp]: {e}"))?;
-        let http = WebhookClient::new(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let http = if config.slack_webhook_url.is_some() || !config.webhooks.is_empty() {
+            Some(WebhookClient::new(Duration::from_secs(10)).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         Ok(Deliverer {
             config,
             templates,
@@ -123,8 +128,13 @@ pub struct DeliveryReport {
 /// How a message ended this time.
 enum Outcome {
     Sent(Vec<Sent>),
+    /// Its delivery is on the order's timeline already (a worker died before finishing the row).
+    AlreadyRecorded,
     Dropped(String),
-    Failed { error: String, permanent: bool },
+    Failed {
+        error: String,
+        permanent: bool,
+    },
 }
 
 struct Sent {
@@ -202,6 +212,10 @@ async fn record(
                 .collect();
             (OutboxOutcome::Sent { at: now }, deliveries)
         }
+        Outcome::AlreadyRecorded => {
+            report.sent += 1;
+            (OutboxOutcome::Sent { at: now }, Vec::new())
+        }
         Outcome::Dropped(reason) => {
             report.dropped += 1;
             (OutboxOutcome::Sent { at: now }, vec![Delivery::Dropped { reason }])
@@ -228,40 +242,40 @@ async fn record(
             (row, vec![delivery])
         }
     };
-    if !state.store.finish_outbox(message.id, worker, row).await? {
-        // The claim ran out and another worker has the message: it records the outcome.
-        return Ok(());
+    // The timeline first, then the row: a crash in between leaves the row claimed, and the worker that claims
+    // it again sees the delivery recorded and only finishes the row (nothing is sent twice, nothing is lost).
+    if let Some((kind, key)) = timeline_entry(message)
+        && !deliveries.is_empty()
+    {
+        let events: Vec<(OrderEvent, Option<String>)> = deliveries
+            .into_iter()
+            .map(|delivery| {
+                (
+                    OrderEvent::MessageDelivered {
+                        kind,
+                        dedupe_key: key.clone(),
+                        delivery,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        let meta = Meta {
+            actor: Actor::System,
+            at: now,
+        };
+        let written = state
+            .store
+            .change_order(OrderId(message.stream_id), meta, Box::new(move |_| Ok(events.clone())))
+            .await;
+        if let Err(e) = written {
+            // Left claimed: tried again when the claim runs out.
+            tracing::warn!(message = %message.id, error = %ApiError::from(e), "could not record a delivery on the order's timeline");
+            return Ok(());
+        }
     }
-    let Some((kind, key)) = timeline_entry(message) else {
-        return Ok(());
-    };
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let events: Vec<(OrderEvent, Option<String>)> = deliveries
-        .into_iter()
-        .map(|delivery| {
-            (
-                OrderEvent::MessageDelivered {
-                    kind,
-                    dedupe_key: key.clone(),
-                    delivery,
-                },
-                None,
-            )
-        })
-        .collect();
-    let meta = Meta {
-        actor: Actor::System,
-        at: now,
-    };
-    let written = state
-        .store
-        .change_order(OrderId(message.stream_id), meta, Box::new(move |_| Ok(events.clone())))
-        .await;
-    if let Err(e) = written {
-        tracing::warn!(message = %message.id, error = %ApiError::from(e), "could not record a delivery on the order's timeline");
-    }
+    // `false`: the claim ran out and another worker has the message; it finds the delivery recorded.
+    state.store.finish_outbox(message.id, worker, row).await?;
     Ok(())
 }
 
@@ -360,6 +374,12 @@ async fn handle(state: &AppState, d: &Deliverer, m: &OutboxMessage, now: DateTim
             None => return Ok(Outcome::Dropped("the order no longer exists".into())),
         }
     };
+    if order
+        .as_ref()
+        .is_some_and(|o| o.messages_delivered.contains(&m.dedupe_key))
+    {
+        return Ok(Outcome::AlreadyRecorded);
+    }
     if let Some(order) = &order
         && let Some(reason) = moot(state, order, &queued, m, now)
     {
@@ -423,9 +443,10 @@ async fn handle(state: &AppState, d: &Deliverer, m: &OutboxMessage, now: DateTim
     }
     if !queued.kind.to_customer()
         && let Some(url) = &d.config.slack_webhook_url
+        && let Some(http) = &d.http
     {
         let text = slack_text(d, order.as_ref(), &queued);
-        if let Err(e) = d.http.post_slack(url, &text).await {
+        if let Err(e) = http.post_slack(url, &text).await {
             return Ok(failure(e));
         }
         sent.push(Sent {
@@ -911,9 +932,9 @@ fn slack_text(d: &Deliverer, order: Option<&Order>, q: &QueuedMessage) -> String
 
 /// Posts an order event to every configured webhook, signed; R40 limits what it carries.
 async fn send_webhooks(state: &AppState, d: &Deliverer, m: &OutboxMessage, now: DateTime<Utc>) -> Outcome {
-    if d.config.webhooks.is_empty() {
+    let Some(http) = d.http.as_ref().filter(|_| !d.config.webhooks.is_empty()) else {
         return Outcome::Sent(Vec::new());
-    }
+    };
     let payload: Value = serde_json::from_str(&m.payload).unwrap_or(Value::Null);
     let order = match state.store.order(OrderId(m.stream_id)).await {
         Ok(order) => order,
@@ -940,8 +961,7 @@ async fn send_webhooks(state: &AppState, d: &Deliverer, m: &OutboxMessage, now: 
     let event_id = payload["event_id"].as_str().unwrap_or_default().to_string();
     let mut sent = Vec::new();
     for target in &d.config.webhooks {
-        if let Err(e) = d
-            .http
+        if let Err(e) = http
             .post_signed(
                 &target.url,
                 target.secret.as_bytes(),

@@ -131,12 +131,28 @@ async fn digests(state: &AppState, now: DateTime<Utc>, dry_run: bool) -> ApiResu
     if local < at {
         return Ok(Vec::new());
     }
+    let users = state.store.all_users().await?;
+    // The digests queued lately (newest first): today's, when queued, are among them; only the others are tried.
+    let recent: std::collections::BTreeSet<String> = state
+        .store
+        .outbox(
+            None,
+            Some(DIGEST_STREAM),
+            (users.len() as u32).saturating_mul(2).max(10),
+        )
+        .await?
+        .into_iter()
+        .map(|m| m.dedupe_key)
+        .collect();
     let mut queued = Vec::new();
-    for user in state.store.all_users().await? {
+    for user in users {
         if user.customer_id.is_some() || user.roles.iter().all(|r| !r.is_staff()) {
             continue;
         }
         let key = format!("digest:{}:{}", user.id, local.date());
+        if recent.contains(&key) {
+            continue;
+        }
         let message = QueuedMessage {
             kind: MessageKind::DailyDigest,
             dedupe_key: key.clone(),
@@ -148,7 +164,7 @@ async fn digests(state: &AppState, now: DateTime<Utc>, dry_run: bool) -> ApiResu
             draft: false,
         };
         let fresh = if dry_run {
-            !already_queued(state, &key).await?
+            true
         } else {
             let payload =
                 serde_json::to_string(&message).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
@@ -164,12 +180,6 @@ async fn digests(state: &AppState, now: DateTime<Utc>, dry_run: bool) -> ApiResu
     Ok(queued)
 }
 
-/// Whether the digest `key` is among the last day's digests (for the dry run).
-async fn already_queued(state: &AppState, key: &str) -> ApiResult<bool> {
-    let recent = state.store.outbox(None, Some(DIGEST_STREAM), 10_000).await?;
-    Ok(recent.iter().any(|m| m.dedupe_key == key))
-}
-
 /// One pass of everything that runs by itself at `now`: the dunning steps, the follow-through messages, then
 /// delivery of what is due (until nothing due is left or `max_batches` batches were sent).
 pub async fn pass(
@@ -179,7 +189,13 @@ pub async fn pass(
     now: DateTime<Utc>,
     max_batches: usize,
 ) -> ApiResult<PassReport> {
-    let dunning = crate::app::tick(state, now, false).await?.len();
+    // Dunning acts by the day; its messages go out in business hours, from `reminders_at`, not at midnight.
+    let local = now.with_timezone(&state.org.time_zone).naive_local();
+    let dunning = if local.time() >= state.org.follow_through.reminders_at {
+        crate::app::tick(state, now, false).await?.len()
+    } else {
+        0
+    };
     let queued = follow_through(state, now, false).await?.len();
     let mut delivered = crate::delivery::DeliveryReport::default();
     for _ in 0..max_batches {

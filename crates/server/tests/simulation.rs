@@ -14,8 +14,8 @@
 //!   10:00 after the day the order was created, while the order awaits delivery;
 //! - an unpaid installment: its invoice 3 days before it is due, a reminder on the due date, a friendly one
 //!   on day 5, a firm one on day 7 (to the customer), a pause notice to the sales director once it is more than
-//!   7 days overdue, and the escalation to finance once more than 14; dunning goes by the local date, so each
-//!   step goes out with the first pass of its day (00:00 local);
+//!   7 days overdue, and the escalation to finance once more than 14; dunning goes by the local date, and its
+//!   messages go out from 09:00 local (the first pass at or after it);
 //! - every staff user gets a daily digest at 17:00;
 //! - the order's acknowledgment goes out when it is created, to the customer and the people on the order.
 
@@ -238,7 +238,7 @@ fn expected(w: &World, order: &Value, payments: &Value, run: Run) -> BTreeMap<Ke
         friday += TimeDelta::days(7);
     }
 
-    // Dunning of every unpaid installment with a due date: by the local date, so with the day's first pass.
+    // Dunning of every unpaid installment with a due date: by the local date, from 09:00 (business hours).
     for item in payments["installments"].as_array().expect("installments") {
         let Some(due) = item["due_on"].as_str().map(date) else {
             continue;
@@ -257,7 +257,7 @@ fn expected(w: &World, order: &Value, payments: &Value, run: Run) -> BTreeMap<Ke
             ("payment_escalation", on(15), holders(Role::Finance), on(10_000)),
         ];
         for (kind, day, to, last_day) in steps {
-            add(kind, &n, &to, run.pass_for(london(day, 0), last_day));
+            add(kind, &n, &to, run.pass_for(london(day, 9), last_day));
         }
     }
 

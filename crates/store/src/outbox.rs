@@ -103,11 +103,13 @@ pub(crate) async fn follow_through_candidates(
     client_updates: &[(OrderType, NaiveDate)],
 ) -> Result<Vec<Uuid>, StoreError> {
     let mut s = Statement::new(
-        "SELECT order_id FROM milestones WHERE completed_at IS NULL AND planned_on >= ? AND (
+        "SELECT order_id FROM milestones WHERE completed_at IS NULL AND planned_on >= ? AND planned_on <= ? AND (
              (planned_on <= ? AND follow_through_stage < 1) OR (planned_on <= ? AND follow_through_stage < 2)
              OR (planned_on <= ? AND follow_through_stage < 3))",
     );
+    let to = milestones.chase_to.max(milestones.remind_to).max(milestones.overdue_to);
     s.date(milestones.from)
+        .date(to)
         .date(milestones.chase_to)
         .date(milestones.remind_to)
         .date(milestones.overdue_to);
