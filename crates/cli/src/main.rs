@@ -331,7 +331,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Tick { now, dry_run, deliver } => {
             let (config, state) = open(&cli).await?;
             let now = now.unwrap_or_else(chrono::Utc::now);
-            let actions = app::tick(&state, now, *dry_run).await.map_err(|e| e.to_string())?;
+            let actions = scheduler::dunning(&state, now, *dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
             for done in &actions {
                 let a = &done.action;
                 let told: Vec<&str> = a.told.iter().map(|r| r.as_str()).collect();

@@ -180,6 +180,16 @@ async fn digests(state: &AppState, now: DateTime<Utc>, dry_run: bool) -> ApiResu
     Ok(queued)
 }
 
+/// The dunning steps due at `now` (see `app::tick`), from `reminders_at` on: dunning acts by the day, and its
+/// messages go out in business hours, not at midnight.
+pub async fn dunning(state: &AppState, now: DateTime<Utc>, dry_run: bool) -> ApiResult<Vec<crate::app::TickAction>> {
+    let local = now.with_timezone(&state.org.time_zone).naive_local();
+    if local.time() < state.org.follow_through.reminders_at {
+        return Ok(Vec::new());
+    }
+    crate::app::tick(state, now, dry_run).await
+}
+
 /// One pass of everything that runs by itself at `now`: the dunning steps, the follow-through messages, then
 /// delivery of what is due (until nothing due is left or `max_batches` batches were sent).
 pub async fn pass(
@@ -189,13 +199,7 @@ pub async fn pass(
     now: DateTime<Utc>,
     max_batches: usize,
 ) -> ApiResult<PassReport> {
-    // Dunning acts by the day; its messages go out in business hours, from `reminders_at`, not at midnight.
-    let local = now.with_timezone(&state.org.time_zone).naive_local();
-    let dunning = if local.time() >= state.org.follow_through.reminders_at {
-        crate::app::tick(state, now, false).await?.len()
-    } else {
-        0
-    };
+    let dunning = dunning(state, now, false).await?.len();
     let queued = follow_through(state, now, false).await?.len();
     let mut delivered = crate::delivery::DeliveryReport::default();
     for _ in 0..max_batches {
