@@ -274,6 +274,21 @@ pub fn due_messages(
         && order.created_at.date_naive() < from
     {
         let update = draft_client_update(order, wf, from, today, order.order_type == OrderType::Rush);
+        // A draft waiting for review is itself a follow-up for the account manager.
+        if policy.review_client_updates
+            && let Some(owner) = order.person(Relation::Owner)
+        {
+            due.push(QueuedMessage {
+                kind: MessageKind::DraftWaiting,
+                dedupe_key: format!("{}:draft_waiting:{from}", order.id),
+                due_at: at,
+                to: vec![Audience::User { user_id: owner }],
+                milestone_id: None,
+                planned_on: None,
+                client_update: None,
+                draft: false,
+            });
+        }
         due.push(QueuedMessage {
             kind: MessageKind::ClientUpdate,
             dedupe_key: format!("{}:client_update:{from}", order.id),

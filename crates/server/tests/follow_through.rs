@@ -443,6 +443,18 @@ async fn client_updates_wait_for_review_when_the_policy_says_so_and_the_account_
     let id = id_of(&order);
     p.pass("2026-03-06T10:15:00Z").await;
     assert!(p.mail("buyer@example.com", "Weekly").is_empty(), "waits for review");
+    assert_eq!(
+        p.sink
+            .messages()
+            .iter()
+            .filter(|m| m.envelope_to.iter().any(|t| t == "amy@test.dev")
+                && m.subject.contains(order["number"].as_str().unwrap_or("?")))
+            .filter(|m| m.subject.to_lowercase().contains("draft") || m.subject.to_lowercase().contains("review"))
+            .count(),
+        1,
+        "the account manager is told a draft waits: {:?}",
+        p.sink.messages().iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
     let (status, _, drafts) =
         p.w.app
             .get(
