@@ -11,4 +11,4 @@ ALTER TABLE outbox ADD COLUMN finished_at TIMESTAMPTZ;
 CREATE INDEX outbox_state ON outbox (state, position);
 -- How far the scheduler got with an open milestone at its planned date (0 nothing, 1 chase, 2 reminder, 3
 -- overdue notice queued): it asks only about milestones with a step still to come.
-ALTER TABLE milestones ADD COLUMN follow_through_stage INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE milestones ADD COLUMN follow_through_stage BIGINT NOT NULL DEFAULT 0;
