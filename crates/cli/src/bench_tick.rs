@@ -281,7 +281,7 @@ async fn deliver(state: &AppState, wanted: usize, now: DateTime<Utc>) -> Result<
         let r = deliver_due(state, &deliverer, "bench", now, 64)
             .await
             .map_err(|e| e.to_string())?;
-        let done = r.sent + r.retried + r.dead + r.dropped;
+        let done = r.handled();
         if done == 0 {
             break;
         }

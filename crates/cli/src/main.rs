@@ -385,13 +385,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     let r = ordertrail_server::delivery::deliver_due(&state, &deliverer, &worker, now, 32)
                         .await
                         .map_err(|e| e.to_string())?;
-                    if r == ordertrail_server::delivery::DeliveryReport::default() {
+                    if r.handled() == 0 {
                         break;
                     }
-                    total.sent += r.sent;
-                    total.retried += r.retried;
-                    total.dead += r.dead;
-                    total.dropped += r.dropped;
+                    total += r;
                 }
                 println!(
                     "delivered: {} sent, {} to retry, {} dead letters, {} dropped",

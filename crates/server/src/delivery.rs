@@ -125,6 +125,22 @@ pub struct DeliveryReport {
     pub dropped: usize,
 }
 
+impl DeliveryReport {
+    /// Messages handled, whatever became of them.
+    pub fn handled(&self) -> usize {
+        self.sent + self.retried + self.dead + self.dropped
+    }
+}
+
+impl std::ops::AddAssign for DeliveryReport {
+    fn add_assign(&mut self, other: DeliveryReport) {
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.dead += other.dead;
+        self.dropped += other.dropped;
+    }
+}
+
 /// How a message ended this time.
 enum Outcome {
     Sent(Vec<Sent>),
@@ -176,11 +192,7 @@ pub async fn deliver_due(
         .await;
     let mut report = DeliveryReport::default();
     for r in reports {
-        let r = r?;
-        report.sent += r.sent;
-        report.retried += r.retried;
-        report.dead += r.dead;
-        report.dropped += r.dropped;
+        report += r?;
     }
     Ok(report)
 }

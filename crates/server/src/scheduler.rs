@@ -204,11 +204,8 @@ pub async fn pass(
     let mut delivered = crate::delivery::DeliveryReport::default();
     for _ in 0..max_batches {
         let r = crate::delivery::deliver_due(state, deliverer, worker, now, 32).await?;
-        let done = r.sent + r.retried + r.dead + r.dropped;
-        delivered.sent += r.sent;
-        delivered.retried += r.retried;
-        delivered.dead += r.dead;
-        delivered.dropped += r.dropped;
+        let done = r.handled();
+        delivered += r;
         if done == 0 {
             break;
         }
